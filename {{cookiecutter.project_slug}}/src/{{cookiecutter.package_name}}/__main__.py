@@ -1,0 +1,26 @@
+"""Production entry point: `python -m {{ cookiecutter.package_name }}` or `{{ cookiecutter.project_slug }}`."""
+
+import uvicorn
+
+from .observability.logging import setup_logging
+from .settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings)
+    uvicorn.run(
+        "{{ cookiecutter.package_name }}.main:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,  # our JSON logging, set up above and in each worker
+        server_header=False,
+        # Believe X-Forwarded-* only from the proxies we were told about, never by default.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The service's own domain: models and the stores behind them."""

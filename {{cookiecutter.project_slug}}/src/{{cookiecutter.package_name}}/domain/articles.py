@@ -1,0 +1,83 @@
+"""Articles: the seed talk's `Articulo`, its models and a repository behind a small interface."""
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ArticleIn(BaseModel):
+    """What a client sends: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200, examples=["Article 1"])
+    price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, examples=[10.0])
+    in_stock: bool = True
+
+
+class Article(BaseModel):
+    """What a client gets back: only these fields, whatever else the store keeps."""
+
+    id: int
+    name: str
+    price: float
+    in_stock: bool
+
+
+class DuplicateArticleError(Exception):
+    pass
+
+
+class ArticleRepository(Protocol):
+    async def add(self, article: ArticleIn) -> dict[str, Any]: ...
+    async def page(self, skip: int, limit: int) -> list[dict[str, Any]]: ...
+    async def get(self, article_id: int) -> dict[str, Any] | None: ...
+    async def replace(self, article_id: int, article: ArticleIn) -> dict[str, Any] | None: ...
+    async def delete(self, article_id: int) -> bool: ...
+    async def ping(self) -> None: ...
+
+
+class InMemoryArticleRepository:
+    """A process-local store for the example; swap it for a database behind the same methods.
+
+    Rows keep `name_key`, the case-folded name used to refuse duplicates: an internal field that
+    the `Article` response model keeps from ever reaching a client.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.next_id = 1
+
+    def check_unique(self, name_key: str, article_id: int | None = None) -> None:
+        for row in self.rows.values():
+            if row["name_key"] == name_key and row["id"] != article_id:
+                raise DuplicateArticleError(name_key)
+
+    async def add(self, article: ArticleIn) -> dict[str, Any]:
+        name_key = article.name.casefold()
+        self.check_unique(name_key)
+        row = {"id": self.next_id, **article.model_dump(), "name_key": name_key}
+        self.rows[self.next_id] = row
+        self.next_id += 1
+        return row
+
+    async def page(self, skip: int, limit: int) -> list[dict[str, Any]]:
+        return list(self.rows.values())[skip : skip + limit]
+
+    async def get(self, article_id: int) -> dict[str, Any] | None:
+        return self.rows.get(article_id)
+
+    async def replace(self, article_id: int, article: ArticleIn) -> dict[str, Any] | None:
+        if article_id not in self.rows:
+            return None
+        name_key = article.name.casefold()
+        self.check_unique(name_key, article_id)
+        row = {"id": article_id, **article.model_dump(), "name_key": name_key}
+        self.rows[article_id] = row
+        return row
+
+    async def delete(self, article_id: int) -> bool:
+        return self.rows.pop(article_id, None) is not None
+
+    async def ping(self) -> None:
+        """Always usable; a database-backed repository would run a cheap query here."""

@@ -1,0 +1,108 @@
+"""Every error is an RFC 9457 problem: application/problem+json with type, title, status,
+detail, instance and the request id; 422s add the list of field errors. Unhandled exceptions
+give a bare 500 problem and are logged with their traceback, never shown.
+"""
+
+import logging
+from http import HTTPStatus
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str | None = None,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> ProblemResponse:
+    body = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        errors=errors,
+    )
+    return ProblemResponse(body.model_dump(exclude_none=True), status, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, HTTPException)  # nosec B101: registered for HTTPException only
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem(request, exc.status_code, detail, headers=exc.headers)
+
+
+async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)  # nosec B101: registered for it only
+    # Never echo the rejected input back: it may hold secrets.
+    errors = [FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()]
+    count = len(errors)
+    detail = f"{count} invalid field{'s' if count != 1 else ''} in the request"
+    return problem(request, 422, detail, errors=errors)
+
+
+async def unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
+    logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+    response = problem(request, 500, "The server could not handle the request.")
+    # This handler runs outside the middleware stack, so it sets the id header itself.
+    if request_id := getattr(request.state, "request_id", None):
+        response.headers["x-request-id"] = request_id
+    return response
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    500: {"model": Problem, "description": "Unexpected server error"},
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Show every error body in the OpenAPI document as the Problem it really is."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                if status == "422" or ref.endswith("/Problem"):
+                    response["content"] = {"application/problem+json": {"schema": PROBLEM_REF}}
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    return schema
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unhandled_error)
+    build_openapi = app.openapi
+    app.openapi = lambda: document_problems(build_openapi())  # type: ignore[method-assign]

@@ -1,0 +1,82 @@
+"""Health: /health/live says the process is up; /health/ready runs every registered
+dependency check (concurrently, each with a timeout) and answers 200 or 503 with their states.
+
+A feature registers its check in its lifespan: `register_check(app, "redis", ping)`, where the
+check is an async callable that raises when the dependency is not usable.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel
+
+from .settings import Settings
+
+Check = Callable[[], Awaitable[None]]
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class CheckResult(BaseModel):
+    status: Literal["up", "down"]
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, CheckResult]
+
+
+class HealthChecks:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.checks: dict[str, Check] = {}
+
+    def register(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    async def run(self) -> Readiness:
+        results = await asyncio.gather(*(self.run_one(c) for c in self.checks.values()))
+        checks = dict(zip(self.checks, results))
+        ready = all(result.status == "up" for result in results)
+        return Readiness(status="ok" if ready else "unavailable", checks=checks)
+
+    async def run_one(self, check: Check) -> CheckResult:
+        try:
+            await asyncio.wait_for(check(), self.timeout)
+        except TimeoutError:
+            return CheckResult(status="down", error=f"timed out after {self.timeout}s")
+        except Exception as exc:
+            logger.warning("readiness check failed", exc_info=exc)
+            # The type only: a message could carry hosts or credentials.
+            return CheckResult(status="down", error=type(exc).__name__)
+        return CheckResult(status="up")
+
+
+@router.get("/live")
+async def live() -> Liveness:
+    return Liveness()
+
+
+@router.get("/ready", responses={503: {"model": Readiness, "description": "Not ready"}})
+async def ready(request: Request, response: Response) -> Readiness:
+    readiness: Readiness = await request.app.state.health_checks.run()
+    if readiness.status != "ok":
+        response.status_code = 503
+    return readiness
+
+
+def register_check(app: FastAPI, name: str, check: Check) -> None:
+    app.state.health_checks.register(name, check)
+
+
+def install_health(app: FastAPI, settings: Settings) -> None:
+    app.state.health_checks = HealthChecks(settings.readiness_timeout_seconds)
+    app.include_router(router)

@@ -1,0 +1,50 @@
+"""The application factory: the one place where the service's parts meet."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api.router import api_router
+from .errors import PROBLEM_RESPONSES, install_error_handlers
+from .health import install_health
+from .observability.logging import setup_logging
+from .observability.request_id import install_request_id
+from .security.cors import install_cors
+from .settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Startup, then shutdown. Features open their own resources in their routers' lifespans."""
+    settings: Settings = app.state.settings
+    logger.info("starting", extra={"environment": settings.environment, "version": __version__})
+    yield
+    logger.info("stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    setup_logging(settings)
+    app = FastAPI(
+        title=settings.service_name,
+        version=__version__,
+        debug=settings.debug,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_health(app, settings)
+    # Middleware: the last installed runs first, so every response gets a request id.
+    install_cors(app, settings)
+    install_request_id(app)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""What operators see: logs and request ids (metrics and tracing join here)."""

@@ -1,0 +1,52 @@
+"""Request ids: accept a well-formed incoming X-Request-ID, else make one; return it always.
+
+Pure ASGI middleware (no BaseHTTPMiddleware: that costs a task and a copy per request). The id is
+kept in a context variable, for the logs, and in the request state, for the error handlers.
+"""
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-request-id"
+# Letters, digits and ._:- only, at most 128: safe to log and to echo back.
+WELL_FORMED = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            return value.decode() if WELL_FORMED.fullmatch(value) else None
+    return None
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        # Not reset afterwards on purpose: the 500 handler runs outside this middleware and
+        # logs with the id; every request runs in its own task, so nothing leaks across.
+        request_id_var.set(request_id)
+        header = (HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def install_request_id(app: FastAPI) -> None:
+    app.add_middleware(RequestIdMiddleware)

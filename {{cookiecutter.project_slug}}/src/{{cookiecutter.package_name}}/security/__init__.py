@@ -1,0 +1,1 @@
+"""The service's edge: who may call it, from where, and how."""

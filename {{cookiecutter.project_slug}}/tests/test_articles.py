@@ -1,0 +1,142 @@
+"""The example articles API: the seed talk's Articulo, validated in and sanitised out."""
+
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from .conftest import Server
+
+URL = "/api/v1/articles"
+
+
+def create(client: TestClient, **fields: Any) -> dict[str, Any]:
+    response = client.post(URL, json={"name": "Article 1", "price": 10.0, **fields})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_create_assigns_an_id_and_points_to_the_article(client: TestClient) -> None:
+    response = client.post(URL, json={"name": "Keyboard", "price": 49.9})
+    assert response.status_code == 201
+    assert response.json() == {"id": 1, "name": "Keyboard", "price": 49.9, "in_stock": True}
+    assert response.headers["location"] == f"{URL}/1"
+    assert client.get(response.headers["location"]).json()["name"] == "Keyboard"
+
+
+def test_a_stored_internal_field_never_reaches_the_client(client: TestClient) -> None:
+    from {{ cookiecutter.package_name }}.api.articles import get_repository
+
+    created = create(client, name="Screen")
+    seen: list[Any] = []
+
+    async def spy(request: Request) -> Any:
+        seen.append(await get_repository(request))
+        return seen[-1]
+
+    client.app.dependency_overrides[get_repository] = spy  # type: ignore[attr-defined]
+    returned = client.get(f"{URL}/{created['id']}").json()
+    assert seen[0].rows[created["id"]]["name_key"] == "screen"
+    assert set(returned) == {"id", "name", "price", "in_stock"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "", "price": 1}, "name"),
+        ({"name": "x" * 201, "price": 1}, "name"),
+        ({"name": "Cable", "price": 0}, "price"),
+        ({"name": "Cable", "price": -3}, "price"),
+        ({"name": "Cable", "price": "cheap"}, "price"),
+        ({"name": "Cable"}, "price"),
+        ({"name": "Cable", "price": 1, "supplier": "ACME"}, "supplier"),
+    ],
+)
+def test_invalid_articles_are_refused_naming_the_field(
+    client: TestClient, payload: dict[str, Any], field: str
+) -> None:
+    response = client.post(URL, json=payload)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", field]]
+
+
+def test_a_non_finite_price_is_refused(client: TestClient) -> None:
+    response = client.post(
+        URL,
+        content=b'{"name": "Cable", "price": Infinity}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+
+
+def test_a_duplicate_name_is_a_409_whatever_its_case(client: TestClient) -> None:
+    create(client, name="Lamp")
+    response = client.post(URL, json={"name": "LAMP", "price": 5})
+    assert response.status_code == 409
+    assert response.json()["detail"] == "An article named 'LAMP' already exists"
+
+
+def test_list_pages_with_skip_and_limit(client: TestClient) -> None:
+    for number in range(1, 6):
+        create(client, name=f"Article {number}", price=number * 10.0)
+    names = [a["name"] for a in client.get(URL, params={"skip": 1, "limit": 2}).json()]
+    assert names == ["Article 2", "Article 3"]
+    assert len(client.get(URL).json()) == 5
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"skip": -1}])
+def test_pagination_is_bounded(client: TestClient, params: dict[str, int]) -> None:
+    assert client.get(URL, params=params).status_code == 422
+
+
+def test_get_a_missing_article_is_a_404_problem(client: TestClient) -> None:
+    response = client.get(f"{URL}/999")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "Article 999 does not exist"
+    assert client.get(f"{URL}/0").status_code == 422
+
+
+def test_replace_updates_every_field(client: TestClient) -> None:
+    created = create(client, name="Desk")
+    response = client.put(
+        f"{URL}/{created['id']}", json={"name": "Standing desk", "price": 300, "in_stock": False}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": created["id"],
+        "name": "Standing desk",
+        "price": 300.0,
+        "in_stock": False,
+    }
+
+
+def test_replace_refuses_a_missing_article_and_a_taken_name(client: TestClient) -> None:
+    create(client, name="Chair")
+    second = create(client, name="Stool")
+    assert client.put(f"{URL}/999", json={"name": "X", "price": 1}).status_code == 404
+    taken = client.put(f"{URL}/{second['id']}", json={"name": "chair", "price": 1})
+    assert taken.status_code == 409
+    same = client.put(f"{URL}/{second['id']}", json={"name": "STOOL", "price": 2})
+    assert same.status_code == 200
+
+
+def test_delete_removes_the_article(client: TestClient) -> None:
+    created = create(client, name="Pen")
+    assert client.delete(f"{URL}/{created['id']}").status_code == 204
+    assert client.get(f"{URL}/{created['id']}").status_code == 404
+    assert client.delete(f"{URL}/{created['id']}").status_code == 404
+
+
+def test_readiness_includes_the_article_store(client: TestClient) -> None:
+    assert client.get("/health/ready").json()["checks"]["articles"]["status"] == "up"
+
+
+def test_the_real_server_creates_and_lists_articles(server: Server) -> None:
+    created = httpx2.post(f"{server.url}{URL}", json={"name": "Served", "price": 1.5})
+    assert created.status_code == 201
+    listed = httpx2.get(f"{server.url}{URL}").json()
+    assert {"id": created.json()["id"], "name": "Served", "price": 1.5, "in_stock": True} in listed

@@ -1,0 +1,23 @@
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+
+
+def test_cors_is_off_without_origins(client: TestClient) -> None:
+    response = client.options("/health/live", headers=PREFLIGHT)
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_a_listed_origin_is_allowed_and_sees_the_request_id() -> None:
+    settings = Settings(_env_file=None, cors_origins=["https://app.example"])
+    with TestClient(create_app(settings)) as client:
+        preflight = client.options("/health/live", headers=PREFLIGHT)
+        simple = client.get("/health/live", headers={"Origin": "https://app.example"})
+        other = client.get("/health/live", headers={"Origin": "https://evil.example"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert simple.headers["access-control-expose-headers"] == "X-Request-ID"
+    assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,92 @@
+"""Every error is application/problem+json; a 500 shows nothing of the failure."""
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+from .conftest import LogLines
+
+
+async def boom() -> None:
+    raise RuntimeError("database password is hunter2")
+
+
+async def item(number: int, size: int, name: str) -> dict[str, Any]:
+    return {"number": number, "size": size, "name": name}
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+    app.add_api_route("/test/boom", boom)
+    app.add_api_route("/test/items/{number}", item)
+    return app
+
+
+def test_unknown_route_is_a_404_problem(client: TestClient) -> None:
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "about:blank"
+    assert body["title"] == "Not Found"
+    assert body["status"] == 404
+    assert body["instance"] == "/nowhere"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
+    response = client.delete("/health/live")
+    assert response.status_code == 405
+    assert response.json()["title"] == "Method Not Allowed"
+    assert "allow" in response.headers
+
+
+def test_validation_error_lists_each_field_without_echoing_input(client: TestClient) -> None:
+    response = client.get("/test/items/abc", params={"size": "s3cr3t"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["detail"] == "3 invalid fields in the request"
+    fields = {tuple(error["loc"]): error for error in body["errors"]}
+    assert fields[("path", "number")]["type"] == "int_parsing"
+    assert fields[("query", "size")]["type"] == "int_parsing"
+    assert fields[("query", "name")]["type"] == "missing"
+    assert all(set(error) == {"loc", "msg", "type"} for error in body["errors"])
+    assert "s3cr3t" not in response.text
+
+
+def test_unhandled_exception_is_a_bare_500_problem(client: TestClient) -> None:
+    response = client.get("/test/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["title"] == "Internal Server Error"
+    assert body["detail"] == "The server could not handle the request."
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+
+
+def test_unhandled_exception_is_logged_with_traceback_and_request_id(
+    client: TestClient, log_lines: LogLines
+) -> None:
+    response = client.get("/test/boom", headers={"X-Request-ID": "trace-me-1"})
+    assert response.status_code == 500
+    errors = [line for line in log_lines() if line["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == "trace-me-1"
+    assert "RuntimeError: database password is hunter2" in errors[0]["exception"]
+
+
+def test_openapi_documents_problem_bodies(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert "Problem" in schema["components"]["schemas"]
+    responses = schema["paths"]["/test/items/{number}"]["get"]["responses"]
+    assert set(responses["422"]["content"]) == {"application/problem+json"}
+    readiness = schema["paths"]["/health/ready"]["get"]["responses"]["503"]
+    assert set(readiness["content"]) == {"application/json"}

@@ -1,0 +1,80 @@
+import json
+import logging
+import sys
+
+from {{ cookiecutter.package_name }}.observability.logging import (
+    DropUvicornTraceback,
+    JsonFormatter,
+    setup_logging,
+)
+from {{ cookiecutter.package_name }}.observability.request_id import request_id_var
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def record(name: str, msg: str, *args: object, **extra: object) -> logging.LogRecord:
+    made = logging.LogRecord(name, logging.INFO, __file__, 1, msg, args or None, None)
+    made.__dict__.update(extra)
+    return made
+
+
+def test_a_line_is_one_json_object_with_the_standard_fields() -> None:
+    line = JsonFormatter().format(record("svc", "hello %s", "world", user_id=7))
+    entry = json.loads(line)
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "svc"
+    assert entry["message"] == "hello world"
+    assert entry["user_id"] == 7
+    assert entry["timestamp"].endswith("+00:00")
+    assert "\n" not in line
+
+
+def test_the_request_id_is_added_inside_a_request() -> None:
+    token = request_id_var.set("req-1")
+    try:
+        entry = json.loads(JsonFormatter().format(record("svc", "inside")))
+    finally:
+        request_id_var.reset(token)
+    assert entry["request_id"] == "req-1"
+
+
+def test_exceptions_are_logged_with_their_traceback() -> None:
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        made = logging.LogRecord("svc", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    entry = json.loads(JsonFormatter().format(made))
+    assert entry["exception"].startswith("Traceback")
+    assert "ValueError: broken" in entry["exception"]
+
+
+def test_uvicorn_access_lines_get_structured_fields() -> None:
+    args = ("127.0.0.1:5000", "GET", "/health/live", "1.1", 200)
+    entry = json.loads(
+        JsonFormatter().format(record("uvicorn.access", '%s - "%s %s HTTP/%s" %d', *args))
+    )
+    assert entry["method"] == "GET"
+    assert entry["path"] == "/health/live"
+    assert entry["status"] == 200
+    assert entry["client"] == "127.0.0.1:5000"
+
+
+def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
+    logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
+    setup_logging(Settings(_env_file=None, log_level="warning"))
+    root = logging.getLogger()
+    assert root.level == logging.WARNING
+    assert len(root.handlers) == 1
+    assert isinstance(root.handlers[0].formatter, JsonFormatter)
+    access = logging.getLogger("uvicorn.access")
+    assert access.handlers == []
+    assert access.propagate
+
+
+def test_uvicorn_repeat_of_a_logged_traceback_is_dropped_unless_debugging() -> None:
+    repeat = record("uvicorn.error", "Exception in ASGI application")
+    assert not DropUvicornTraceback().filter(repeat)
+    assert DropUvicornTraceback().filter(record("uvicorn.error", "Started server process"))
+    setup_logging(Settings(_env_file=None, debug=True))
+    assert logging.getLogger("uvicorn.error").filters == []
+    setup_logging(Settings(_env_file=None))
+    assert len(logging.getLogger("uvicorn.error").filters) == 1

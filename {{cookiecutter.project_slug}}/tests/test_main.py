@@ -1,0 +1,62 @@
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }} import __main__, __version__
+from {{ cookiecutter.package_name }}.main import app, create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def test_the_module_level_app_is_built_from_the_settings() -> None:
+    assert app.title == "{{ cookiecutter.project_slug }}"
+    assert app.version == __version__
+
+
+def test_the_factory_takes_explicit_settings() -> None:
+    built = create_app(Settings(_env_file=None, service_name="other-name"))
+    assert built.title == "other-name"
+    assert built.state.settings.service_name == "other-name"
+
+
+def test_the_lifespan_runs_startup_and_shutdown(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health/live").status_code == 200
+
+
+def test_the_openapi_document_lists_the_health_routes(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert schema["info"]["title"] == "{{ cookiecutter.project_slug }}"
+    assert {"/health/live", "/health/ready"} <= set(schema["paths"])
+
+
+def test_python_dash_m_starts_uvicorn_with_production_flags(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(
+        __main__,
+        "get_settings",
+        lambda: Settings(_env_file=None, port=9100, workers=2, trusted_proxies=["10.0.0.5"]),
+    )
+    __main__.main()
+    [(args, kwargs)] = calls
+    assert args == ("{{ cookiecutter.package_name }}.main:app",)
+    assert kwargs["port"] == 9100
+    assert kwargs["workers"] == 2
+    assert kwargs["server_header"] is False
+    assert kwargs["proxy_headers"] is True
+    assert kwargs["forwarded_allow_ips"] == ["10.0.0.5"]
+    assert kwargs["log_config"] is None
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(__main__, "get_settings", lambda: Settings(_env_file=None))
+    __main__.main()
+    assert calls[0]["proxy_headers"] is False
+    assert calls[0]["forwarded_allow_ips"] is None

@@ -1,0 +1,29 @@
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+
+def test_a_request_without_id_gets_a_fresh_one(client: TestClient) -> None:
+    first = client.get("/health/live").headers["x-request-id"]
+    second = client.get("/health/live").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert first != second
+
+
+def test_a_well_formed_incoming_id_is_kept(client: TestClient) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": "edge-7f3a:42"})
+    assert response.headers["x-request-id"] == "edge-7f3a:42"
+
+
+@pytest.mark.parametrize("bad", ["a" * 129, "<script>", "two words", ""])
+def test_a_malformed_incoming_id_is_replaced(client: TestClient, bad: str) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": bad})
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+def test_error_responses_carry_the_id_too(client: TestClient) -> None:
+    response = client.get("/missing", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 404
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json()["request_id"] == "abc-123"
