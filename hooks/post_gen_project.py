@@ -35,7 +35,7 @@ def remove_realtime() -> None:
 
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
-    if [p.name for p in domain.iterdir()] == ["__init__.py"]:
+    if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
         shutil.rmtree(domain)
 
 

@@ -15,7 +15,7 @@ DEPENDENCY_MODULES = frozenset(
         "anyio", "bandit", "black", "circuitbreaker", "coverage", "fastapi", "flake8",
         "h11", "httptools", "httpx", "limits", "mypy", "opentelemetry", "prometheus_client",
         "pydantic", "pydantic_core", "pydantic_settings", "pytest", "redis", "slowapi",
-        "sniffio", "starlette", "tenacity", "tests", "typing_extensions", "uvicorn", "uvloop",
+        "sniffio", "starlette", "tenacity", "test", "tests", "typing_extensions", "uvicorn", "uvloop",
         "watchfiles", "websockets",
     }
 )  # fmt: skip
@@ -23,12 +23,20 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 # PEP 440 public versions: 1.0, 0.1.0, 2.0.0a1, 1.0.post1, 1.0.0.dev3, 2!1.0 ...
+# Longer names would push generated lines past the linters' limit.
+MAX_NAME = 40
 VERSION_RE = re.compile(r"^(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 
 
 def check_project_name(name: str) -> str | None:
     if not name.strip():
         return "the project name is empty; give the service a name, e.g. 'My Service'"
+    return None
+
+
+def check_length(name: str) -> str | None:
+    if len(name) > MAX_NAME:
+        return f"{name!r} is longer than {MAX_NAME} characters; choose a shorter name"
     return None
 
 
@@ -71,7 +79,9 @@ def find_error(answers: dict[str, str]) -> str | None:
     checks = [
         check_project_name(answers["project_name"]),
         check_slug(answers["project_slug"]),
+        check_length(answers["project_slug"]),
         check_package_name(answers["package_name"]),
+        check_length(answers["package_name"]),
         check_email(answers["author_email"]),
         check_version(answers["version"]),
     ]

@@ -1,4 +1,7 @@
-"""Production entry point: `python -m {{ cookiecutter.package_name }}` or `{{ cookiecutter.project_slug }}`."""
+"""Production entry point: `python -m <package>`, or the console script named after the project.
+
+Starts uvicorn from the settings (host, port, workers, trusted proxies) with production flags.
+"""
 
 import uvicorn
 

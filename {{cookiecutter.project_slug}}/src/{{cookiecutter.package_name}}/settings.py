@@ -1,9 +1,11 @@
 """Service configuration.
 
-Each setting comes, first match wins, from the environment variable {{ cookiecutter.package_name.upper() }}_<NAME>
-(e.g. {{ cookiecutter.package_name.upper() }}_LOG_LEVEL), from a `.env` file in the working directory, or from
-the default below. Defaults are safe for local development; in production the unsafe ones are
-refused at startup. `.env.example` lists every setting.
+Each setting comes, first match wins, from the environment variable named ENV_PREFIX plus the
+setting's name in capitals, from a `.env` file in the working directory, or from the default
+below. For example, log_level is read from
+    {{ cookiecutter.package_name.upper() }}_LOG_LEVEL
+Defaults are safe for local development; in production the unsafe ones are refused at startup.
+`.env.example` lists every setting.
 """
 
 from functools import lru_cache

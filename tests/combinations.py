@@ -1,0 +1,34 @@
+"""The option combinations the suite bakes: every value of every option at least once, plus the
+risky pairs (nothing optional at all; long names with quotes and non-ASCII text)."""
+
+from typing import Any
+
+import pytest
+
+COMBINATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "py3.11-no_examples-no_realtime": {
+        "python_version": "3.11",
+        "include_examples": False,
+        "include_realtime": False,
+    },
+    "py3.13-examples-no_realtime": {"python_version": "3.13", "include_realtime": False},
+    "py3.12-no_examples-realtime": {"include_examples": False},
+    "py3.11-long_quoted_names": {
+        "python_version": "3.11",
+        "project_name": 'Motor de "Precios" Mayoristas — ñandú',
+        "project_slug": "wholesale-pricing-engine-for-stores-v2",
+        "description": "Prices \"wholesale\" items; it's <fast> & safe \\ 100%",
+        "author_name": "Seán O'Brien",
+        "author_email": "sean.obrien@example.co.uk",
+        "version": "2.0.0rc1",
+    },
+}
+
+
+def combination_params() -> list[Any]:
+    """One pytest param per combination, each kept on one xdist worker (bake once, test many)."""
+    return [
+        pytest.param(context, id=name, marks=pytest.mark.xdist_group(name))
+        for name, context in COMBINATIONS.items()
+    ]

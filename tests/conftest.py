@@ -1,0 +1,42 @@
+"""Shared set-up for the template's self-tests: one uv cache for every bake, every pyenv Python
+visible to uv, and helpers to run commands in a baked project."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One uv cache for all bakes (and all runs): installs after the first are seconds.
+    os.environ.setdefault("UV_CACHE_DIR", str(TEMPLATE / ".cache" / "uv"))
+    # uv and the other tools installed beside this interpreter (requirements-dev.txt).
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    os.environ.pop("VIRTUAL_ENV", None)  # uv must use each baked project's own .venv
+    # pyenv shims answer only for the active versions: make every installed one visible to uv.
+    if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
+        versions = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        installed = sorted((v for v in versions if v[:1].isdigit()), reverse=True)
+        if installed:
+            os.environ["PYENV_VERSION"] = ":".join(installed)
+
+
+def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run a command in a baked project; fail the test with its output when it fails."""
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(command)}` exited {result.returncode} in {cwd}:\n"
+            f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return result

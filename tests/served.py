@@ -1,0 +1,63 @@
+"""A baked service started the production way (`python -m <package>`) on a free local port."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> str:
+        """SIGTERM, as an orchestrator would; returns everything the service printed."""
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_service(project: Path, package: str) -> Service:
+    port = free_port()
+    prefix = package.upper()
+    env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port)}
+    process = subprocess.Popen(
+        [str(project / ".venv" / "bin" / "python"), "-m", package],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    service = Service(process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(f"{service.url}/health/live", timeout=1)
+            return service
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the service did not start:\n{service.stop()}")
+
+
+def running(project: Path, package: str) -> Iterator[Service]:
+    service = start_service(project, package)
+    try:
+        yield service
+    finally:
+        if service.process.poll() is None:
+            service.stop()

@@ -1,0 +1,162 @@
+"""Each combination bakes, passes its own `make check`, and serves real HTTP."""
+
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from websockets.sync.client import connect
+
+from .combinations import combination_params
+from .conftest import run
+from .served import Service, running
+
+TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
+
+
+@dataclass
+class Baked:
+    path: Path
+    context: dict[str, Any]
+
+    @property
+    def package(self) -> str:
+        return str(self.context["package_name"])
+
+    def text_files(self) -> list[Path]:
+        ignored = {".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
+        return [
+            p for p in self.path.rglob("*")
+            if p.is_file() and not ignored & set(p.relative_to(self.path).parts)
+        ]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=combination_params())
+def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
+    result = cookies_session.bake(extra_context=request.param)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    return Baked(Path(result.project_path), result.context)
+
+
+@pytest.fixture(scope="module")
+def installed(baked: Baked) -> Baked:
+    run(["make", "install"], baked.path)
+    return baked
+
+
+def test_the_bake_is_named_after_the_slug(baked: Baked) -> None:
+    assert baked.path.name == baked.context["project_slug"]
+    assert (baked.path / "src" / baked.package / "main.py").is_file()
+
+
+def test_no_template_syntax_is_left(baked: Baked) -> None:
+    leftovers = [
+        f"{path.relative_to(baked.path)}: {seam}"
+        for path in baked.text_files()
+        for seam in TEMPLATE_SEAMS
+        if seam in path.read_text(encoding="utf-8")
+    ]
+    assert leftovers == []
+
+
+def test_every_config_file_parses(baked: Baked) -> None:
+    parsed = 0
+    for path in baked.text_files():
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            yaml.safe_load(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 2  # pyproject.toml and .pre-commit-config.yaml at least
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    assert project["description"] == baked.context["description"]
+    assert project["authors"] == [
+        {"name": baked.context["author_name"], "email": baked.context["author_email"]}
+    ]
+
+
+def test_unselected_features_leave_no_trace(baked: Baked) -> None:
+    words = []
+    if not baked.context["include_examples"]:
+        words += ["articles", "Article"]
+    if not baked.context["include_realtime"]:
+        words += ["realtime", "broadcast", "Broadcaster"]
+    code = [p for p in baked.text_files() if p.suffix == ".py"]
+    mentions = [
+        f"{p.relative_to(baked.path)}: {word}" for p in code for word in words if word in p.read_text()
+    ]
+    assert mentions == []
+
+
+def test_make_check_passes(installed: Baked) -> None:
+    result = run(["make", "check"], installed.path)
+    assert "Required test coverage of 90" in result.stdout
+    assert (installed.path / "uv.lock").is_file()
+
+
+@pytest.fixture(scope="module")
+def service(installed: Baked) -> Iterator[Service]:
+    yield from running(installed.path, installed.package)
+
+
+def test_the_service_answers_health_and_a_valid_openapi(service: Service) -> None:
+    live = httpx.get(f"{service.url}/health/live")
+    assert live.status_code == 200
+    assert live.json() == {"status": "ok"}
+    assert "server" not in live.headers
+    assert httpx.get(f"{service.url}/health/ready").status_code == 200
+    validate(httpx.get(f"{service.url}/openapi.json").json())
+
+
+def test_the_service_answers_errors_as_problems(service: Service) -> None:
+    missing = httpx.get(f"{service.url}/no/such/thing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["request_id"] == missing.headers["x-request-id"]
+
+
+def test_the_service_serves_the_articles_example(installed: Baked, service: Service) -> None:
+    if not installed.context["include_examples"]:
+        pytest.skip("include_examples is off")
+    url = f"{service.url}/api/v1/articles"
+    created = httpx.post(url, json={"name": "Artículo 1", "price": 10.0})
+    assert created.status_code == 201
+    assert httpx.get(url).json() == [created.json()]
+    invalid = httpx.post(url, json={"name": "", "price": -1})
+    assert invalid.status_code == 422
+    assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
+
+
+def test_the_service_serves_websocket_and_sse(installed: Baked, service: Service) -> None:
+    if not installed.context["include_realtime"]:
+        pytest.skip("include_realtime is off")
+    base = f"{service.url}/api/v1/realtime"
+    with connect(base.replace("http://", "ws://") + "/ws", open_timeout=10) as socket:
+        socket.send("hello")
+        assert json.loads(socket.recv(timeout=10))["text"] == "hello"
+    with httpx.stream("GET", f"{base}/events", params={"limit": 1}, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert [next(lines), next(lines)] == ["retry: 3000", ": connected"]
+        httpx.post(f"{base}/messages", json={"text": "over the wire"})
+        data = [line for line in lines if line.startswith("data: ")]
+    assert json.loads(data[0].removeprefix("data: "))["text"] == "over the wire"
+
+
+def test_the_service_logs_json_and_stops_cleanly_on_sigterm(service: Service) -> None:
+    output = service.stop()
+    entries = [json.loads(line) for line in output.splitlines()]
+    messages = [entry["message"] for entry in entries]
+    assert "Application shutdown complete." in messages
+    assert any(entry.get("logger") == "uvicorn.access" for entry in entries)

@@ -1,0 +1,137 @@
+"""The hooks: bad answers stop generation with one readable line and leave nothing behind."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from .conftest import TEMPLATE
+
+
+def load_hook(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+GOOD = {
+    "project_name": "My Service",
+    "project_slug": "my-service",
+    "package_name": "my_service",
+    "author_email": "team@example.com",
+    "version": "0.1.0",
+}
+
+
+def test_good_answers_pass() -> None:
+    assert pre_gen.find_error(GOOD) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "value", "message"),
+    [
+        ("package_name", "my-service", "is not a valid Python package name"),
+        ("package_name", "1service", "is not a valid Python package name"),
+        ("package_name", "Service", "is not a valid Python package name"),
+        ("package_name", "class", "is a Python keyword"),
+        ("package_name", "match", "is a Python keyword"),
+        ("package_name", "test", "would shadow the 'test' module"),
+        ("package_name", "logging", "would shadow the 'logging' module"),
+        ("package_name", "fastapi", "would shadow the 'fastapi' module"),
+        ("package_name", "tests", "would shadow the 'tests' module"),
+        ("package_name", "a" * 41, "is longer than 40 characters"),
+        ("project_slug", "my/service", "is not a valid project slug"),
+        ("project_slug", "../escape", "is not a valid project slug"),
+        ("project_slug", "my service", "is not a valid project slug"),
+        ("project_slug", "-service", "is not a valid project slug"),
+        ("project_slug", "s" * 41, "is longer than 40 characters"),
+        ("project_name", "   ", "the project name is empty"),
+        ("author_email", "not-an-email", "is not a valid e-mail address"),
+        ("author_email", "a@b", "is not a valid e-mail address"),
+        ("version", "1.0-final", "is not a valid PEP 440 version"),
+        ("version", "v1", "is not a valid PEP 440 version"),
+    ],
+)
+def test_each_bad_answer_is_named(answer: str, value: str, message: str) -> None:
+    error = pre_gen.find_error({**GOOD, answer: value})
+    assert error is not None and message in error
+
+
+@pytest.mark.parametrize("version", ["0.1.0", "1.0", "2.0.0a1", "1.0.post1", "1.0.0.dev3", "1!2.0"])
+def test_pep440_versions_are_accepted(version: str) -> None:
+    assert pre_gen.check_version(version) is None
+
+
+def bake_with_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output)]
+    return subprocess.run(
+        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (["package_name=logging"], "ERROR: 'logging' would shadow the 'logging' module"),
+        (["project_slug=bad/slug"], "ERROR: 'bad/slug' is not a valid project slug"),
+        (["author_email=nobody"], "ERROR: 'nobody' is not a valid e-mail address"),
+        (["version=one"], "ERROR: 'one' is not a valid PEP 440 version"),
+        (["package_name=class"], "ERROR: 'class' is a Python keyword"),
+    ],
+    ids=["shadowing-package", "slug-with-slash", "bad-email", "bad-version", "keyword"],
+)
+def test_a_bad_answer_stops_generation_with_one_line_and_no_folder(
+    tmp_path: Path, answers: list[str], message: str
+) -> None:
+    result = bake_with_cli(tmp_path, *answers)
+    assert result.returncode != 0
+    assert (result.stdout + result.stderr).splitlines() == [result.stdout.strip()]
+    assert result.stdout.startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replayed_bad_answer_is_refused_by_the_pre_gen_hook(tmp_path: Path) -> None:
+    """Replays skip the checks made while answers render: the hook runs the same checks."""
+    replay = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    replay.update(
+        project_slug="my-service", package_name="logging", python_version="3.12", _template="."
+    )
+    replay_file = tmp_path / "replay.json"
+    replay_file.write_text(json.dumps({"cookiecutter": replay}))
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "cookiecutter", "--replay-file", str(replay_file)]
+    result = subprocess.run(
+        [*command, "-o", str(output), str(TEMPLATE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    # Our line, once; cookiecutter then logs its own "Stopping generation" with a traceback.
+    message = "ERROR: 'logging' would shadow the 'logging' module"
+    assert sum(line.startswith(message) for line in result.stderr.splitlines()) == 1
+    assert not (output / "my-service").exists()
+
+
+def test_post_gen_removes_an_unselected_feature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "src" / "pkg"
+    for relative in ["api/articles.py", "domain/articles.py", "domain/__init__.py", "api/health.py"]:
+        (package / relative).parent.mkdir(parents=True, exist_ok=True)
+        (package / relative).write_text("")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_articles.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.remove_examples()
+    post_gen.remove_empty_domain()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.py")) == [
+        "src/pkg/api/health.py"
+    ]
