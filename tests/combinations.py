@@ -1,6 +1,7 @@
 """The option combinations the suite bakes: every value of every option at least once, plus the
 risky pairs (nothing optional at all; long names with quotes and non-ASCII text)."""
 
+import os
 from typing import Any
 
 import pytest
@@ -27,8 +28,15 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
 
 
 def combination_params() -> list[Any]:
-    """One pytest param per combination, each kept on one xdist worker (bake once, test many)."""
+    """One pytest param per combination, each kept on one xdist worker (bake once, test many).
+
+    COMBINATION=<name> keeps only that one (the template's CI runs one per matrix job).
+    """
+    only = os.environ.get("COMBINATION")
+    if only and only not in COMBINATIONS:
+        raise ValueError(f"COMBINATION={only!r} is not one of {sorted(COMBINATIONS)}")
     return [
         pytest.param(context, id=name, marks=pytest.mark.xdist_group(name))
         for name, context in COMBINATIONS.items()
+        if not only or name == only
     ]

@@ -18,12 +18,14 @@ def record(name: str, msg: str, *args: object, **extra: object) -> logging.LogRe
 
 
 def test_a_line_is_one_json_object_with_the_standard_fields() -> None:
-    line = JsonFormatter().format(record("svc", "hello %s", "world", user_id=7))
+    made = record("svc", "hello %s", "world", user_id=7, color_message="\x1b[36mhello\x1b[0m")
+    line = JsonFormatter().format(made)
     entry = json.loads(line)
     assert entry["level"] == "INFO"
     assert entry["logger"] == "svc"
     assert entry["message"] == "hello world"
     assert entry["user_id"] == 7
+    assert "color_message" not in entry
     assert entry["timestamp"].endswith("+00:00")
     assert "\n" not in line
 

@@ -13,9 +13,11 @@ from typing import Any
 from ..settings import Settings
 from .request_id import request_id_var
 
-# Attributes every LogRecord has: anything else on a record came from `extra=`.
+# Attributes every LogRecord has (and uvicorn's ANSI-coloured copy of its message): anything
+# else on a record came from `extra=`.
 STANDARD_ATTRIBUTES = frozenset(
-    set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+    set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+    | {"message", "asctime", "color_message"}
 )
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 

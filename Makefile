@@ -1,0 +1,34 @@
+# The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
+.PHONY: demo test test-hooks clean
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := build/demo
+PORT ?= 8000
+# pyenv's shims answer only for its active versions: let uv see every installed Python.
+ifneq ($(shell command -v pyenv),)
+export PYENV_VERSION ?= $(shell pyenv versions --bare | grep -E '^[0-9]' | sort -rV | paste -sd:)
+endif
+
+$(BIN)/cookiecutter: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: $(BIN)/cookiecutter ## Bake the default service into build/demo and serve it on :8000
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/cookiecutter --no-input --output-dir $(DEMO) .
+	cd $(DEMO)/my-service && PATH="$(CURDIR)/$(BIN):$$PATH" $(MAKE) install
+	@echo "Serving on http://127.0.0.1:$(PORT) (docs: /docs); Ctrl-C stops it."
+	cd $(DEMO)/my-service && MY_SERVICE_PORT=$(PORT) .venv/bin/python -m my_service
+
+test: $(BIN)/cookiecutter ## The whole self-test suite: hooks, then every combination
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=5
+
+test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
+	$(BIN)/pytest tests/test_hooks.py
+
+clean:
+	rm -rf $(VENV) build .cache .pytest_cache
