@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -48,8 +49,6 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def log_lines(app: FastAPI) -> Iterator[LogLines]:
     """The JSON log lines written while the test runs, parsed."""
-    import logging
-
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())

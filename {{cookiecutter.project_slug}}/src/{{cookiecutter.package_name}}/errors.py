@@ -6,7 +6,7 @@ give a bare 500 problem and are logged with their traceback, never shown.
 import logging
 from http import HTTPStatus
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,16 +56,19 @@ def problem(
     return ProblemResponse(body.model_dump(exclude_none=True), status, headers)
 
 
+# Starlette types every handler as taking Exception; each is registered for one class only.
 async def http_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, HTTPException)  # nosec B101: registered for HTTPException only
-    detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem(request, exc.status_code, detail, headers=exc.headers)
+    error = cast(HTTPException, exc)
+    detail = error.detail if isinstance(error.detail, str) else None
+    return problem(request, error.status_code, detail, headers=error.headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, RequestValidationError)  # nosec B101: registered for it only
     # Never echo the rejected input back: it may hold secrets.
-    errors = [FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()]
+    errors = [
+        FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"])
+        for e in cast(RequestValidationError, exc).errors()
+    ]
     count = len(errors)
     detail = f"{count} invalid field{'s' if count != 1 else ''} in the request"
     return problem(request, 422, detail, errors=errors)
