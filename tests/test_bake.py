@@ -66,6 +66,12 @@ def test_no_template_syntax_is_left(baked: Baked) -> None:
     assert leftovers == []
 
 
+def test_every_file_ends_its_lines_with_lf(baked: Baked) -> None:
+    assert [p.name for p in baked.text_files() if b"\r\n" in p.read_bytes()] == []
+    attributes = (baked.path / ".gitattributes").read_text()
+    assert "* text=auto eol=lf" in attributes
+
+
 def test_every_config_file_parses(baked: Baked) -> None:
     parsed = 0
     for path in baked.text_files():

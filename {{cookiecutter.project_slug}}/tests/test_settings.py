@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,17 +49,22 @@ def test_any_environment_refuses_wildcard_cors_with_credentials() -> None:
         Settings(_env_file=None, cors_origins=["*"], cors_allow_credentials=True)
 
 
+@pytest.fixture
+def uncached() -> Iterator[None]:
+    """get_settings() reads the environment again in this test, and the cache is left clean."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("uncached")
 def test_a_bad_value_stops_the_service_with_one_readable_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(f"{ENV_PREFIX}ENVIRONMENT", "prod")
     monkeypatch.setenv(f"{ENV_PREFIX}PORT", "70000")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
+    with pytest.raises(SystemExit) as stopped:
+        get_settings()
     message = str(stopped.value.code)
     assert message.startswith("ERROR: invalid settings: ")
     assert f"{ENV_PREFIX}ENVIRONMENT: Input should be 'development'" in message
@@ -66,17 +72,14 @@ def test_a_bad_value_stops_the_service_with_one_readable_line(
     assert "\n" not in message
 
 
+@pytest.mark.usefixtures("uncached")
 def test_an_unsafe_production_setup_names_the_problem_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(f"{ENV_PREFIX}ENVIRONMENT", "production")
     monkeypatch.setenv(f"{ENV_PREFIX}DEBUG", "true")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit, match="DEBUG must be false in production"):
-            get_settings()
-    finally:
-        get_settings.cache_clear()
+    with pytest.raises(SystemExit, match="DEBUG must be false in production"):
+        get_settings()
 
 
 def test_settings_are_read_once_per_process() -> None:

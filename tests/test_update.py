@@ -1,0 +1,114 @@
+"""Lifecycle: a project baked with cruft learns of template changes and takes them."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import TEMPLATE, run
+from .test_template import tool
+
+SETTINGS = Path("{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/settings.py")
+OLD_DEFAULT = "readiness_timeout_seconds: float = Field(default=2.0,"
+IGNORED = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__", ".pytest_cache")
+
+
+@pytest.fixture(autouse=True)
+def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Template Tests")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "tests@example.com")
+
+
+def commit_all(repo: Path, message: str) -> None:
+    if not (repo / ".git").exists():
+        run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", message], repo)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    """This working tree, committed into a fresh repository (as a clone of it would be)."""
+    copy = tmp_path / "template"
+    shutil.copytree(TEMPLATE, copy, ignore=IGNORED)
+    commit_all(copy, "template as it is")
+    return copy
+
+
+@pytest.fixture
+def project(template: Path, tmp_path: Path) -> Path:
+    run([tool("cruft"), "create", "--no-input", str(template)], tmp_path)
+    baked = tmp_path / "my-service"
+    commit_all(baked, "baked with cruft")
+    return baked
+
+
+def change_template(template: Path, new_default: str) -> None:
+    edit(template / SETTINGS, OLD_DEFAULT, OLD_DEFAULT.replace("2.0", new_default))
+    runbook = template / "{{cookiecutter.project_slug}}" / "docs" / "runbook.md"
+    runbook.parent.mkdir(exist_ok=True)
+    runbook.write_text("# Runbook for {{ cookiecutter.project_name }}\n")
+    commit_all(template, "a new default and a new file")
+
+
+def cruft(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("cruft"), *args], cwd=project, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_project_records_its_answers_without_local_paths(
+    project: Path, template: Path, tmp_path: Path
+) -> None:
+    recorded = json.loads((project / ".cruft.json").read_text())
+    answers = recorded["context"]["cookiecutter"]
+    assert answers["package_name"] == "my_service"
+    assert recorded["template"] == answers["_template"] == str(template)
+    others = {k: v for k, v in answers.items() if k != "_template"}
+    assert str(tmp_path) not in json.dumps(others)
+    assert "_output_dir" not in answers and "_repo_dir" not in answers
+
+
+def test_cruft_update_brings_a_template_change_and_the_project_still_passes(
+    project: Path, template: Path
+) -> None:
+    assert cruft(project, "check").returncode == 0
+    change_template(template, "2.5")
+    out_of_date = cruft(project, "check")
+    assert out_of_date.returncode != 0
+    assert "out of date" in out_of_date.stdout
+    updated = cruft(project, "update", "--skip-apply-ask")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "conflict" not in updated.stdout.lower()
+    settings = (project / "src" / "my_service" / "settings.py").read_text()
+    assert "Field(default=2.5," in settings
+    assert (project / "docs" / "runbook.md").read_text() == "# Runbook for My Service\n"
+    assert cruft(project, "check").returncode == 0
+    run(["make", "install"], project)
+    run(["make", "check"], project)
+
+
+def test_a_conflicting_local_edit_is_reported_and_kept(project: Path, template: Path) -> None:
+    settings = project / "src" / "my_service" / "settings.py"
+    edit(settings, "Field(default=2.0,", "Field(default=5.0,")
+    commit_all(project, "our own timeout")
+    change_template(template, "3.0")
+    updated = cruft(project, "update", "--skip-apply-ask")
+    assert "with conflicts" in updated.stdout + updated.stderr
+    text = settings.read_text()
+    assert "<<<<<<<" in text and "Field(default=5.0," in text and "Field(default=3.0," in text
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
+    ).stdout
+    assert "UU src/my_service/settings.py" in status
+    assert os.path.exists(project / "docs" / "runbook.md")
