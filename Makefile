@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks clean
+.PHONY: demo test test-hooks bench clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -29,6 +29,10 @@ test: $(BIN)/cookiecutter ## The whole self-test suite: hooks, then every combin
 
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 	$(BIN)/pytest tests/test_hooks.py
+
+bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (needs wrk)
+	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .cache .pytest_cache

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api.router import api_router
+from .api.router import include_api
 from .errors import PROBLEM_RESPONSES, install_error_handlers
 from .health import install_health
 from .observability.logging import setup_logging
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware: the last installed runs first, so every response gets a request id.
     install_cors(app, settings)
     install_request_id(app)
-    app.include_router(api_router)
+    include_api(app)
     return app
 
 

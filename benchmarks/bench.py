@@ -1,0 +1,200 @@
+"""The performance benchmark: the baked default service against bare FastAPI, side by side.
+
+Bakes the default service, installs it, and serves in one run, each with the same uvicorn flags
+from the baked project's own environment:
+  service  the service in its production configuration (MY_SERVICE_ENVIRONMENT=production,
+           JSON logs and access log at INFO, request ids, problem errors)
+  bare     a bare FastAPI app with the same route and response (benchmarks/bare_app.py)
+Load comes from wrk in a separate process (one thread, 64 connections), the server pinned to
+CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order, then medians.
+Also: cold start (process start to first 200) and idle RSS, and 2 workers against 1.
+Prints a Markdown table and writes JSON (benchmarks/results/latest.json). Asserts nothing:
+the numbers are for reading, as ratios to `bare` measured in the same run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+import wrk
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE.parent
+ROUTE = "/api/v1/articles/1"
+
+
+@dataclass
+class Variant:
+    name: str
+    app: str
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    cpu: str | None = "0"
+    flags: tuple[str, ...] = ()
+
+
+def bake(build: Path) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    build.mkdir(parents=True, exist_ok=True)
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True))
+    subprocess.run(["uv", "sync", "--no-dev"], cwd=project, check=True, capture_output=True)
+    return project
+
+
+def start(project: Path, variant: Variant, port: int) -> subprocess.Popen[bytes]:
+    command = [str(project / ".venv/bin/python"), "-m", "uvicorn", variant.app,
+               "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(variant.workers), "--no-server-header", *variant.flags]  # fmt: skip
+    if variant.cpu is not None:
+        command = ["taskset", "-c", variant.cpu, *command]
+    env = {**os.environ, **variant.env}
+    return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+
+def wait_live(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.TransportError:
+            time.sleep(0.005)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cold_start(project: Path, variant: Variant, port: int, runs: int) -> tuple[float, float]:
+    """Median seconds from process start to first 200, and the median idle RSS (MiB)."""
+    starts, rss = [], []
+    for _ in range(runs):
+        process = start(project, variant, port)
+        starts.append(wait_live(f"http://127.0.0.1:{port}", process))
+        time.sleep(1)
+        server_pid = int(subprocess.check_output(["pgrep", "-n", "-g", str(process.pid)]))
+        rss.append(rss_mib(server_pid))
+        stop(process)
+    return statistics.median(starts), statistics.median(rss)
+
+
+def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> dict[str, list[dict[str, float]]]:
+    """Serve every variant at once (each on its own port), load one at a time, interleaved."""
+    ports = {v.name: 18100 + i for i, v in enumerate(variants)}
+    processes = {v.name: start(project, v, ports[v.name]) for v in variants}
+    results: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
+    try:
+        for v in variants:
+            url = f"http://127.0.0.1:{ports[v.name]}"
+            wait_live(url, processes[v.name])
+            if v.name != "bare":
+                httpx.post(f"{url}/api/v1/articles", json={"name": "Article 1", "price": 10.0})
+            wrk.run(url + ROUTE, 2, cpu="1")  # warm-up
+        for _ in range(rounds):
+            order = random.sample(variants, len(variants))
+            for v in order:
+                cpu = "1" if v.cpu is not None else None
+                results[v.name].append(wrk.run(f"http://127.0.0.1:{ports[v.name]}{ROUTE}", seconds, cpu=cpu))
+    finally:
+        for process in processes.values():
+            stop(process)
+    return results
+
+
+def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--cold-starts", type=int, default=5)
+    parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    args = parser.parse_args()
+
+    project = bake(args.build)
+    production = {"MY_SERVICE_ENVIRONMENT": "production", "MY_SERVICE_LOG_LEVEL": "INFO"}
+    # Bare means nothing added: no access log either. The service keeps its production access
+    # log (uvicorn's, in JSON) because that is what it serves with.
+    bare = Variant("bare", "bare_app:app", flags=("--no-access-log",))
+    service = Variant("service", "my_service.main:app", production)
+    pinned = [bare, service]
+    workers = [Variant("service-1-worker", service.app, production, 1, None),
+               Variant("service-2-workers", service.app, production, 2, None)]  # fmt: skip
+
+    medians = {name: summarise(runs) for name, runs in load(project, pinned, args.rounds, args.seconds).items()}
+    scaling = {name: summarise(runs) for name, runs in load(project, workers, args.rounds, args.seconds).items()}
+    starts = {v.name: cold_start(project, v, 18190, args.cold_starts) for v in pinned}
+    report = build_report(medians, scaling, starts, args, served_python(project))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown(report))
+
+
+def served_python(project: Path) -> str:
+    command = [str(project / ".venv/bin/python"), "-c", "import platform, fastapi, uvicorn; "
+               "print(f'Python {platform.python_version()}, FastAPI {fastapi.__version__}, uvicorn {uvicorn.__version__}')"]  # fmt: skip
+    return subprocess.check_output(command, text=True).strip()
+
+
+def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Namespace, versions: str) -> dict:
+    base = medians["bare"]
+    rows = {}
+    for name, m in medians.items():
+        cold, rss = starts[name]
+        rows[name] = {**m, "rps_ratio": m["rps"] / base["rps"], "p99_ratio": m["p99_ms"] / base["p99_ms"],
+                      "cold_start_s": cold, "cold_start_ratio": cold / starts["bare"][0],
+                      "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1]}  # fmt: skip
+    two, one = scaling["service-2-workers"]["rps"], scaling["service-1-worker"]["rps"]
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}); {versions}",
+        "method": f"wrk -t1 -c64, {args.rounds} interleaved rounds of {args.seconds}s, medians",
+        "route": f"GET {ROUTE}",
+        "variants": rows,
+        "workers": {"one_rps": one, "two_rps": two, "ratio": two / one},
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [f"{report['method']}; {report['machine']}; {report['route']}", "",
+             "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, r in report["variants"].items():
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                     f"| {r['p99_ratio']:.2f} | {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
+                     f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
+    w = report["workers"]
+    lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): {w['ratio']:.2f}×"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()

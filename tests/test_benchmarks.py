@@ -1,0 +1,41 @@
+"""The benchmark's reading of wrk reports (the benchmark itself runs with `make bench`)."""
+
+import sys
+
+import pytest
+
+from .conftest import TEMPLATE
+
+sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+import wrk  # noqa: E402
+
+REPORT = """Running 8s test @ http://127.0.0.1:18101/api/v1/articles/1
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    13.40ms    2.10ms  40.12ms   91.00%
+    Req/Sec     4.80k   300.00     5.10k    90.00%
+  Latency Distribution
+     50%   12.91ms
+     75%   13.50ms
+     90%   14.80ms
+     99%  850.00us
+  38400 requests in 8.00s, 6.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 4
+Requests/sec:   4800.50
+Transfer/sec:    768.00KB
+"""
+
+
+def test_a_wrk_report_gives_rate_percentiles_in_ms_and_errors() -> None:
+    assert wrk.parse(REPORT) == {"rps": 4800.5, "p50_ms": 12.91, "p99_ms": 0.85, "errors": 9}
+
+
+@pytest.mark.parametrize(("text", "ms"), [("850.00us", 0.85), ("1.50ms", 1.5), ("2.00s", 2000.0)])
+def test_wrk_durations_convert_to_milliseconds(text: str, ms: float) -> None:
+    assert wrk.to_ms(text) == pytest.approx(ms)
+
+
+def test_an_unreadable_report_is_refused() -> None:
+    with pytest.raises(ValueError, match="unreadable wrk report"):
+        wrk.parse("connection refused")
