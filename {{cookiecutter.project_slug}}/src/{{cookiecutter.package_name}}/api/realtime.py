@@ -100,6 +100,8 @@ async def chat(websocket: WebSocket, broadcaster: BroadcasterDep) -> None:
             await receive_messages(websocket, broadcaster)
         finally:
             forward.cancel()
+            # Collect the forwarder's end (cancelled, or failed on a closed socket) quietly.
+            await asyncio.gather(forward, return_exceptions=True)
 
 
 async def receive_messages(websocket: WebSocket, broadcaster: Broadcaster) -> None:
