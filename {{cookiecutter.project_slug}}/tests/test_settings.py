@@ -84,3 +84,11 @@ def test_an_unsafe_production_setup_names_the_problem_in_one_line(
 
 def test_settings_are_read_once_per_process() -> None:
     assert get_settings() is get_settings()
+
+
+def test_the_env_example_lists_every_setting_with_a_valid_value() -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    lines = [line for line in example.read_text().splitlines() if line and line[0] != "#"]
+    listed = {line.split("=", 1)[0] for line in lines}
+    assert listed == {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    assert Settings(_env_file=example) == Settings(_env_file=None)
