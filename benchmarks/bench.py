@@ -131,7 +131,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
