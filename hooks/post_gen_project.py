@@ -20,6 +20,7 @@ def remove_paths(*paths: Path) -> None:
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
+        PACKAGE_DIR / "api" / "dependencies.py",  # pagination, used by the articles only
         PACKAGE_DIR / "domain" / "articles.py",
         Path("tests") / "test_articles.py",
     )

@@ -12,7 +12,9 @@ from .conftest import TEMPLATE, run
 from .test_template import tool
 
 SETTINGS = Path("{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/settings.py")
+ENV_EXAMPLE = Path("{{cookiecutter.project_slug}}/.env.example")
 OLD_DEFAULT = "readiness_timeout_seconds: float = Field(default=2.0,"
+OLD_EXAMPLE = "_READINESS_TIMEOUT_SECONDS=2.0"
 IGNORED = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__", ".pytest_cache")
 
 
@@ -55,6 +57,7 @@ def project(template: Path, tmp_path: Path) -> Path:
 
 def change_template(template: Path, new_default: str) -> None:
     edit(template / SETTINGS, OLD_DEFAULT, OLD_DEFAULT.replace("2.0", new_default))
+    edit(template / ENV_EXAMPLE, OLD_EXAMPLE, OLD_EXAMPLE.replace("2.0", new_default))
     runbook = template / "{{cookiecutter.project_slug}}" / "docs" / "runbook.md"
     runbook.parent.mkdir(exist_ok=True)
     runbook.write_text("# Runbook for {{ cookiecutter.project_name }}\n")

@@ -1,7 +1,7 @@
 """Every API resource, under /api/v1.
 
 Each router is included straight into the app: FastAPI matches nested routers level by level on
-every request, and an extra level cost about 20% of a small route's time in our measurements.
+every request, and each extra level cost about 15 µs a request in our measurements.
 """
 
 from fastapi import FastAPI

@@ -1,7 +1,8 @@
 """Request ids: accept a well-formed incoming X-Request-ID, else make one; return it always.
 
-Pure ASGI middleware (no BaseHTTPMiddleware: that costs a task and a copy per request). The id is
-kept in a context variable, for the logs, and in the request state, for the error handlers.
+Pure ASGI middleware (a Starlette base-middleware class would cost a task and a copy per
+request). The id is kept in a context variable, for the logs, and in the request state, for the
+error handlers.
 """
 
 import re
