@@ -89,6 +89,28 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by every process in a process group."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # pgrp; fields[11:13] are utime and stime
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, seconds: int, cpu: str | None, pgid: int) -> dict[str, float]:
+    """One wrk run, plus the server's CPU microseconds per request: steadier than req/s on a
+    shared machine, because time the server spends waiting for a CPU is not counted."""
+    before = group_cpu_seconds(pgid)
+    result = wrk.run(url, seconds, cpu=cpu)
+    used = group_cpu_seconds(pgid) - before
+    return {**result, "cpu_us_per_request": used / max(result["requests"], 1) * 1e6}
+
+
 def cold_start(project: Path, variant: Variant, port: int, runs: int) -> tuple[float, float]:
     """Median seconds from process start to first 200, and the median idle RSS (MiB)."""
     starts, rss = [], []
@@ -118,7 +140,8 @@ def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> d
             order = random.sample(variants, len(variants))
             for v in order:
                 cpu = "1" if v.cpu is not None else None
-                results[v.name].append(wrk.run(f"http://127.0.0.1:{ports[v.name]}{ROUTE}", seconds, cpu=cpu))
+                url = f"http://127.0.0.1:{ports[v.name]}{ROUTE}"
+                results[v.name].append(measure(url, seconds, cpu, processes[v.name].pid))
     finally:
         for process in processes.values():
             stop(process)
@@ -169,6 +192,7 @@ def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Name
     for name, m in medians.items():
         cold, rss = starts[name]
         rows[name] = {**m, "rps_ratio": m["rps"] / base["rps"], "p99_ratio": m["p99_ms"] / base["p99_ms"],
+                      "cpu_ratio": m["cpu_us_per_request"] / base["cpu_us_per_request"],
                       "cold_start_s": cold, "cold_start_ratio": cold / starts["bare"][0],
                       "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1]}  # fmt: skip
     two, one = scaling["service-2-workers"]["rps"], scaling["service-1-worker"]["rps"]
@@ -184,11 +208,12 @@ def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Name
 
 def markdown(report: dict) -> str:
     lines = [f"{report['method']}; {report['machine']}; {report['route']}", "",
-             "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
         lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-                     f"| {r['p99_ratio']:.2f} | {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
+                     f"| {r['p99_ratio']:.2f} | {r['cpu_us_per_request']:.0f} | {r['cpu_ratio']:.2f} "
+                     f"| {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
                      f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
     w = report["workers"]
     lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): {w['ratio']:.2f}×"]

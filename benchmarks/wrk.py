@@ -15,7 +15,7 @@ def to_ms(value: str) -> float:
 
 
 def parse(report: str) -> dict[str, float]:
-    """req/s, p50 and p99 (ms) and the error count from `wrk --latency` output."""
+    """Requests, req/s, p50 and p99 (ms) and the error count from `wrk --latency` output."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", report)
     p50 = re.search(r"^\s+50%\s+(\S+)", report, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", report, re.M)
@@ -23,7 +23,9 @@ def parse(report: str) -> dict[str, float]:
         raise ValueError(f"unreadable wrk report:\n{report}")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", report))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    total = re.search(r"(\d+) requests in", report)
     return {
+        "requests": float(total[1]) if total else 0.0,
         "rps": float(rps[1]),
         "p50_ms": to_ms(p50[1]),
         "p99_ms": to_ms(p99[1]),

@@ -28,7 +28,9 @@ Transfer/sec:    768.00KB
 
 
 def test_a_wrk_report_gives_rate_percentiles_in_ms_and_errors() -> None:
-    assert wrk.parse(REPORT) == {"rps": 4800.5, "p50_ms": 12.91, "p99_ms": 0.85, "errors": 9}
+    assert wrk.parse(REPORT) == {
+        "requests": 38400, "rps": 4800.5, "p50_ms": 12.91, "p99_ms": 0.85, "errors": 9
+    }
 
 
 @pytest.mark.parametrize(("text", "ms"), [("850.00us", 0.85), ("1.50ms", 1.5), ("2.00s", 2000.0)])
