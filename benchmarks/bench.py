@@ -20,7 +20,6 @@ import random
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,5 +220,4 @@ def markdown(report: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     main()

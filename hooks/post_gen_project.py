@@ -11,10 +11,7 @@ PACKAGE_DIR = Path("src") / "{{ cookiecutter.package_name }}"
 
 def remove_paths(*paths: Path) -> None:
     for path in paths:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        path.unlink(missing_ok=True)
 
 
 def remove_examples() -> None:

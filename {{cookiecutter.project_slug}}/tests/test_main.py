@@ -1,11 +1,14 @@
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import __main__, __version__
 from {{ cookiecutter.package_name }}.main import app, create_app
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import LogLines
 
 
 def test_the_module_level_app_is_built_from_the_settings() -> None:
@@ -19,9 +22,12 @@ def test_the_factory_takes_explicit_settings() -> None:
     assert built.state.settings.service_name == "other-name"
 
 
-def test_the_lifespan_runs_startup_and_shutdown(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+def test_the_lifespan_logs_startup_and_shutdown(app: FastAPI, log_lines: LogLines) -> None:
+    with TestClient(app) as client:
         assert client.get("/health/live").status_code == 200
+    messages = [line["message"] for line in log_lines()]
+    assert messages[0] == "starting"
+    assert messages[-1] == "stopped"
 
 
 def test_the_openapi_document_lists_the_health_routes(client: TestClient) -> None:

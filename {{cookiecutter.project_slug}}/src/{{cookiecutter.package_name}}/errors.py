@@ -108,4 +108,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unhandled_error)
     build_openapi = app.openapi
-    app.openapi = lambda: document_problems(build_openapi())  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # build and rewrite once; FastAPI caches the result
+            document_problems(build_openapi())
+        return build_openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -74,8 +74,8 @@ def describe(error: ValidationError) -> str:
     """One line naming each bad setting by its environment variable."""
     parts = []
     for item in error.errors():
-        name = "".join(str(part) for part in item["loc"][:1]).upper()
-        variable = f"{ENV_PREFIX}{name}: " if name else ""
+        # A field's error names its variable; a check across fields has no location.
+        variable = f"{ENV_PREFIX}{str(item['loc'][0]).upper()}: " if item["loc"] else ""
         parts.append(f"{variable}{item['msg']}")
     return "; ".join(parts)
 
