@@ -5,9 +5,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from .combinations import combination_params
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -40,3 +44,34 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
             pytrace=False,
         )
     return result
+
+
+@dataclass
+class Baked:
+    path: Path
+    context: dict[str, Any]
+
+    @property
+    def package(self) -> str:
+        return str(self.context["package_name"])
+
+    def text_files(self) -> list[Path]:
+        ignored = {".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
+        return [
+            p for p in self.path.rglob("*")
+            if p.is_file() and not ignored & set(p.relative_to(self.path).parts)
+        ]  # fmt: skip
+
+
+@pytest.fixture(scope="session", params=combination_params())
+def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
+    result = cookies_session.bake(extra_context=request.param)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    return Baked(Path(result.project_path), result.context)
+
+
+@pytest.fixture(scope="session")
+def installed(baked: Baked) -> Baked:
+    run(["make", "install"], baked.path)
+    return baked

@@ -31,10 +31,12 @@ def free_port() -> int:
         return port
 
 
-def start_service(project: Path, package: str) -> Service:
+def start_service(project: Path, package: str, settings: dict[str, str] | None = None) -> Service:
+    """Start `python -m <package>`; `settings` are extra environment variables (prefix included)."""
     port = free_port()
     prefix = package.upper()
     env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port)}
+    env.update(settings or {})
     process = subprocess.Popen(
         [str(project / ".venv" / "bin" / "python"), "-m", package],
         cwd=project,
@@ -54,8 +56,10 @@ def start_service(project: Path, package: str) -> Service:
     raise RuntimeError(f"the service did not start:\n{service.stop()}")
 
 
-def running(project: Path, package: str) -> Iterator[Service]:
-    service = start_service(project, package)
+def running(
+    project: Path, package: str, settings: dict[str, str] | None = None
+) -> Iterator[Service]:
+    service = start_service(project, package, settings)
     try:
         yield service
     finally:

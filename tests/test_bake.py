@@ -3,9 +3,6 @@
 import json
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,42 +10,10 @@ import yaml
 from openapi_spec_validator import validate
 from websockets.sync.client import connect
 
-from .combinations import combination_params
-from .conftest import run
+from .conftest import Baked, run
 from .served import Service, running
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
-
-
-@dataclass
-class Baked:
-    path: Path
-    context: dict[str, Any]
-
-    @property
-    def package(self) -> str:
-        return str(self.context["package_name"])
-
-    def text_files(self) -> list[Path]:
-        ignored = {".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
-        return [
-            p for p in self.path.rglob("*")
-            if p.is_file() and not ignored & set(p.relative_to(self.path).parts)
-        ]  # fmt: skip
-
-
-@pytest.fixture(scope="module", params=combination_params())
-def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
-    result = cookies_session.bake(extra_context=request.param)
-    assert result.exception is None, result.exception
-    assert result.exit_code == 0
-    return Baked(Path(result.project_path), result.context)
-
-
-@pytest.fixture(scope="module")
-def installed(baked: Baked) -> Baked:
-    run(["make", "install"], baked.path)
-    return baked
 
 
 def test_the_bake_is_named_after_the_slug(baked: Baked) -> None:
