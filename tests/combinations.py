@@ -1,5 +1,6 @@
 """The option combinations the suite bakes: every value of every option at least once, plus the
-risky pairs (nothing optional at all; long names with quotes and non-ASCII text)."""
+risky pairs (nothing optional at all; long names with quotes and non-ASCII text, with every
+option on)."""
 
 import os
 from typing import Any
@@ -13,10 +14,22 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "include_examples": False,
         "include_realtime": False,
     },
-    "py3.13-examples-no_realtime": {"python_version": "3.13", "include_realtime": False},
-    "py3.12-no_examples-realtime": {"include_examples": False},
-    "py3.11-long_quoted_names": {
+    "py3.13-jwt-redis-no_realtime": {
+        "python_version": "3.13",
+        "include_realtime": False,
+        "auth": "jwt",
+        "rate_limit_storage": "redis",
+    },
+    "py3.12-api_key-lambda-no_examples": {
+        "include_examples": False,
+        "auth": "api_key",
+        "aws_lambda": True,
+    },
+    "py3.11-long_quoted_names-all_options": {
         "python_version": "3.11",
+        "auth": "jwt",
+        "rate_limit_storage": "redis",
+        "aws_lambda": True,
         "project_name": 'Motor de "Precios" Mayoristas — ñandú',
         "project_slug": "wholesale-pricing-engine-for-stores-v2",
         "description": "Prices \"wholesale\" items; it's <fast> & safe \\ 100%",
