@@ -410,6 +410,23 @@ def test_the_deployment_probes_the_health_routes_and_drops_privileges(baked: Bak
     assert configmap["data"][f"{prefix}_PORT"] == str(container["ports"][0]["containerPort"])
 
 
+def test_the_configmap_names_real_settings_with_valid_values(installed: Baked) -> None:
+    data = yaml.safe_load((installed.path / "deploy/k8s/configmap.yaml").read_text())["data"]
+    script = (
+        f"from {installed.package}.settings import ENV_PREFIX, Settings; import json, os; "
+        "names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}; "
+        "print(json.dumps(sorted(set(json.loads(os.environ['CONFIGMAP'])) - names))); "
+        "Settings(_env_file=None)"
+    )
+    python = str(installed.path / ".venv" / "bin" / "python")
+    env = {**os.environ, **data, "CONFIGMAP": json.dumps(data)}
+    result = subprocess.run(
+        [python, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr  # the values pass the settings' own checks
+    assert json.loads(result.stdout) == []  # no key the service would ignore
+
+
 # AWS Lambda
 
 
