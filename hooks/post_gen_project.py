@@ -31,6 +31,13 @@ def remove_realtime() -> None:
     )
 
 
+def remove_aws_lambda() -> None:
+    remove_paths(
+        PACKAGE_DIR / "lambda_handler.py",
+        Path("tests") / "test_lambda_handler.py",
+    )
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -52,6 +59,8 @@ def main() -> None:
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":
         remove_realtime()
+    if "{{ cookiecutter.aws_lambda }}" != "True":
+        remove_aws_lambda()
     remove_empty_domain()
     print_next_steps()
 

@@ -1,0 +1,462 @@
+"""Delivery files of each combination, proven offline: the CI workflow, dependabot and compose
+validate against their schemas and zizmor finds nothing; the workflow's offline `run:` steps run
+green in the baked project; the Dockerfile passes hadolint and its start command serves; real
+nginx proxies HTTPS to the running service; the Kubernetes manifests pass strict validation; the
+Lambda handler answers an API Gateway event."""
+
+import getpass
+import json
+import os
+import re
+import shlex
+import signal
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from websockets.sync.client import connect
+
+from .conftest import Baked, run
+from .served import Service, free_port, running
+from .test_template import tool
+
+PINNED_ACTION = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+SCHEMAS = {
+    ".github/workflows/ci.yml": "vendor.github-workflows",
+    ".github/dependabot.yml": "vendor.dependabot",
+    "compose.yaml": "vendor.compose-spec",
+}
+# `run:` steps the offline test does not execute, and why (matched on the step's command).
+OFFLINE_SKIPS = {
+    "docker ": "needs a Docker daemon: the Dockerfile's CMD and HEALTHCHECK run here instead",
+    "pip-audit": "queries a vulnerability database (PyPI advisories / OSV)",
+}
+
+
+def workflow(baked: Baked) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((baked.path / ".github/workflows/ci.yml").read_text())
+    return loaded
+
+
+# The pipeline files
+
+
+@pytest.mark.parametrize("path", SCHEMAS)
+def test_the_pipeline_and_compose_files_match_their_schemas(baked: Baked, path: str) -> None:
+    command = [tool("check-jsonschema"), "--builtin-schema", SCHEMAS[path], path]
+    run(command, baked.path)
+
+
+def test_zizmor_finds_nothing_in_the_generated_pipeline_even_pedantic(baked: Baked) -> None:
+    result = run([tool("zizmor"), "--offline", "--persona=pedantic", ".github"], baked.path)
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_the_workflow_is_locked_down(baked: Baked) -> None:
+    text = (baked.path / ".github/workflows/ci.yml").read_text()
+    uses = [line for line in text.splitlines() if "uses:" in line]
+    assert uses and [line for line in uses if not PINNED_ACTION.match(line)] == []
+    ci = workflow(baked)
+    assert ci["permissions"] == {"contents": "read"}
+    assert ci["concurrency"]["cancel-in-progress"] is True
+    assert list(ci["jobs"]) == ["lint", "types", "security", "tests", "container"]
+    checkouts = [
+        step for job in ci["jobs"].values() for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]  # fmt: skip
+    assert len(checkouts) == 5
+    assert all(step["with"]["persist-credentials"] is False for step in checkouts)
+
+
+def test_the_tests_run_on_every_supported_python_from_the_baked_one(baked: Baked) -> None:
+    versions = workflow(baked)["jobs"]["tests"]["strategy"]["matrix"]["python-version"]
+    baked_version = baked.context["python_version"]
+    assert versions[0] == baked_version
+    assert versions == [v for v in ("3.11", "3.12", "3.13") if v >= baked_version]
+
+
+def test_pre_commit_runs_the_workflow_tools_from_the_same_lock(baked: Baked) -> None:
+    hooks = yaml.safe_load((baked.path / ".pre-commit-config.yaml").read_text())["repos"][0]
+    commands = " ".join(
+        str(step["run"]) for job in workflow(baked)["jobs"].values() for step in job["steps"]
+        if "run" in step
+    )  # fmt: skip
+    for hook in hooks["hooks"]:
+        assert hook["entry"].startswith("uv run "), hook  # the tool version comes from uv.lock
+        assert f"uv run {hook['entry'].split()[2]}" in commands, f"{hook['id']} not in CI"
+
+
+# The workflow's commands, run for real
+
+
+@dataclass
+class Step:
+    job: str
+    name: str
+    script: str
+    env: dict[str, str]
+
+
+def expand(value: object, matrix: dict[str, str]) -> str:
+    """A `${{ }}` expression as the runner would see it here: matrix values, secrets unset."""
+    text = str(value)
+    for key, item in matrix.items():
+        text = text.replace(f"${{{{ matrix.{key} }}}}", item)
+    return re.sub(r"\$\{\{ secrets\.\w+ \}\}", "", text)
+
+
+def workflow_steps(baked: Baked, venvs: Path) -> Iterator[Step]:
+    """Every `run:` step in order, a test job's steps once per matrix Python version."""
+    for job_id, job in workflow(baked)["jobs"].items():
+        matrix = job.get("strategy", {}).get("matrix", {})
+        for combination in [dict(zip(matrix, v)) for v in zip(*matrix.values())] or [{}]:
+            env = {k: expand(v, combination) for k, v in job.get("env", {}).items()}
+            python = combination.get("python-version")
+            if python and python != baked.context["python_version"]:
+                # Another interpreter gets its own virtualenv: the baked .venv stays as it is.
+                env["UV_PROJECT_ENVIRONMENT"] = str(venvs / python)
+            for index, step in enumerate(job["steps"]):
+                if "run" in step:
+                    step_env = {k: expand(v, combination) for k, v in step.get("env", {}).items()}
+                    name = step.get("name") or step["run"].splitlines()[0]
+                    label = f"{job_id}[{python}]" if python else job_id
+                    yield Step(label, f"{index}: {name}", step["run"], {**env, **step_env})
+
+
+def test_the_workflow_offline_steps_run_green_in_order(installed: Baked, tmp_path: Path) -> None:
+    ran: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for step in workflow_steps(installed, tmp_path):
+        reason = next((why for key, why in OFFLINE_SKIPS.items() if key in step.script), None)
+        if reason:
+            skipped.append((f"{step.job} {step.name}", reason))
+            continue
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.script],
+            cwd=installed.path,
+            env={**os.environ, **step.env},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{step.job} {step.name} failed:\n{output[-6000:]}"
+        ran.append(f"{step.job} {step.name}")
+        if "SAFETY_API_KEY" in step.script:
+            assert "safety scan skipped" in output  # no secret here, as on a fork's pull request
+    (installed.path / "requirements-audit.txt").unlink(missing_ok=True)
+    print("\nran:", *ran, "skipped:", *(f"{n}: {why}" for n, why in skipped), sep="\n  ")
+    assert any("pytest" in name for name in ran) and any("bandit" in name for name in ran)
+    # Exactly the Docker and vulnerability-database steps are left out, nothing else.
+    reasons = [why for _, why in skipped]
+    assert reasons == [OFFLINE_SKIPS["pip-audit"]] + [OFFLINE_SKIPS["docker "]] * 3
+
+
+# The image
+
+
+@dataclass
+class FinalStage:
+    env: dict[str, str]
+    cmd: list[str]
+    healthcheck: list[str]
+
+
+def final_stage(dockerfile: Path) -> FinalStage:
+    """ENV, CMD and HEALTHCHECK of the Dockerfile's last stage (line continuations joined)."""
+    text = re.sub(r"\\\n", "", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")]
+    last_from = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    stage = FinalStage({}, [], [])
+    for line in lines[last_from:]:
+        instruction, _, rest = line.partition(" ")
+        if instruction == "ENV":
+            stage.env.update(item.split("=", 1) for item in shlex.split(rest))
+        elif instruction == "CMD":
+            stage.cmd = json.loads(rest)
+        elif instruction == "HEALTHCHECK":
+            stage.healthcheck = json.loads(rest.split(" CMD ", 1)[1])
+    return stage
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile(baked: Baked) -> None:
+    run([tool("hadolint"), "Dockerfile"], baked.path)
+
+
+def test_the_image_is_non_root_and_keeps_dev_tools_out(baked: Baked) -> None:
+    dockerfile = (baked.path / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001", dockerfile, re.M)
+    assert dockerfile.count("--no-dev") == 2
+    assert re.search(r"^FROM python:3\.\d+\.\d+-slim-bookworm$", dockerfile, re.M)
+    assert re.search(r"^FROM ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+ AS uv$", dockerfile, re.M)
+    ignored = (baked.path / ".dockerignore").read_text().splitlines()
+    assert ignored[1] == "*" and "!src/" in ignored  # everything else stays out of the context
+
+
+def test_the_dockerfile_start_command_serves_and_its_healthcheck_passes(
+    installed: Baked, tmp_path: Path
+) -> None:
+    """Docker cannot run here: run the image's CMD and HEALTHCHECK with the image's environment,
+    the project's .venv standing in for /app/.venv, on a free loopback port."""
+    stage = final_stage(installed.path / "Dockerfile")
+    prefix = installed.package.upper()
+    assert stage.cmd == ["python", "-m", installed.package]
+    assert stage.env[f"{prefix}_HOST"] == "0.0.0.0"
+    port = free_port()
+    venv_bin = str(installed.path / ".venv" / "bin")
+    env = {**os.environ, **stage.env, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port)}
+    path = stage.env["PATH"].replace("/app/.venv/bin", venv_bin)
+    env["PATH"] = path.replace("$PATH", os.environ["PATH"])
+    process = subprocess.Popen(
+        stage.cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        live = wait_for(f"http://127.0.0.1:{port}/health/live", process)
+        assert live.status_code == 200
+        assert "server" not in live.headers
+        check = subprocess.run(stage.healthcheck, env=env, capture_output=True, timeout=10)
+        assert check.returncode == 0, check.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def wait_for(url: str, process: "subprocess.Popen[bytes]", **kwargs: Any) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            return httpx.get(url, timeout=2, **kwargs)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
+
+
+# Compose
+
+
+def test_compose_pins_every_image_and_checks_every_service(baked: Baked) -> None:
+    services = yaml.safe_load((baked.path / "compose.yaml").read_text())["services"]
+    redis = baked.context["rate_limit_storage"] == "redis"
+    assert sorted(services) == sorted(["service", "prometheus", "jaeger"] + ["redis"] * redis)
+    assert services["service"]["build"] == "."
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        if name != "service":
+            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+(-alpine)?", service["image"]), name
+    assert services["prometheus"]["volumes"] == ["./deploy/prometheus:/etc/prometheus:ro"]
+
+
+def test_compose_mounts_the_prometheus_config_it_names(baked: Baked) -> None:
+    if not (baked.path / "deploy" / "prometheus").is_dir():
+        pytest.skip("deploy/prometheus/ comes with the observability work")
+    assert (baked.path / "deploy" / "prometheus" / "prometheus.yml").is_file()
+
+
+# nginx
+
+
+@pytest.fixture(scope="module")
+def proxied(installed: Baked) -> Iterator[Service]:
+    prefix = installed.package.upper()
+    settings = {f"{prefix}_TRUSTED_PROXIES": "127.0.0.1"}
+    yield from running(installed.path, installed.package, settings)
+
+
+@dataclass
+class Nginx:
+    http: str
+    https: str
+    cafile: str  # the self-signed certificate nginx serves
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.cafile)
+
+
+def nginx_site(baked: Baked, service: Service, tmp: Path, http: int, https: int) -> str:
+    """The shipped site config, on free loopback ports, proxying to the running service."""
+    [site] = (baked.path / "deploy" / "nginx").glob("*.conf")
+    text = site.read_text()
+    replacements = {
+        "server 127.0.0.1:8000;": f"server {service.url.removeprefix('http://')};",
+        "listen 80;": f"listen 127.0.0.1:{http};",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{https} ssl http2;",
+        "/etc/nginx/tls/": f"{tmp}/",
+    }
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return "\n".join(line for line in text.splitlines() if "listen [::]" not in line)
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    installed: Baked, proxied: Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Nginx]:
+    """Real nginx with the shipped config and a self-signed certificate made here."""
+    tmp = tmp_path_factory.mktemp("nginx")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", tmp / "privkey.pem", "-out", tmp / "fullchain.pem"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    http, https = free_port(), free_port()
+    (tmp / "site.conf").write_text(nginx_site(installed, proxied, tmp, http, https))
+    temp_paths = "".join(
+        f"  {kind}_temp_path {tmp}/{kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # Run as root (CI), nginx would switch its workers to `nobody`: keep them as this user.
+    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
+    (tmp / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\ndaemon off;\npid {tmp}/nginx.pid;\n"
+        f"error_log {tmp}/error.log warn;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n  access_log {tmp}/access.log;\n{temp_paths}"
+        f"  include {tmp}/site.conf;\n}}\n"
+    )
+    command = [tool("nginx"), "-p", f"{tmp}/", "-e", f"{tmp}/error.log", "-c", f"{tmp}/nginx.conf"]
+    run([*command, "-t"], tmp)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{http}/", process)
+        cafile = str(tmp / "fullchain.pem")
+        yield Nginx(f"http://127.0.0.1:{http}", f"https://127.0.0.1:{https}", cafile)
+    finally:
+        process.send_signal(signal.SIGQUIT)  # graceful shutdown
+        process.communicate(timeout=30)
+
+
+def test_nginx_serves_the_service_over_https_without_its_version(nginx: Nginx) -> None:
+    with httpx.Client(verify=nginx.tls) as client:
+        response = client.get(f"{nginx.https}/health/live")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+        assert response.headers["server"] == "nginx"  # server_tokens off: no version
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        assert response.headers["x-request-id"]  # the service answered
+
+
+def test_nginx_redirects_http_to_https(nginx: Nginx) -> None:
+    response = httpx.get(f"{nginx.http}/health/live?x=1")
+    assert response.status_code == 301
+    assert response.headers["location"].startswith("https://127.0.0.1")
+    assert response.headers["location"].endswith("/health/live?x=1")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_nginx_speaks_only_tls_1_2_and_1_3_with_modern_ciphers(nginx: Nginx) -> None:
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        context = ssl.create_default_context(cafile=nginx.cafile)
+        context.minimum_version = context.maximum_version = version
+        assert httpx.get(f"{nginx.https}/health/live", verify=context).status_code == 200
+    # A client willing to use TLS 1.1 (security level 0 lets this OpenSSL offer it) is refused,
+    # and so is a TLS 1.2 client offering only a legacy cipher (RSA key exchange, CBC).
+    tls11 = ssl.create_default_context(cafile=nginx.cafile)
+    tls11.set_ciphers("DEFAULT:@SECLEVEL=0")
+    tls11.minimum_version = tls11.maximum_version = ssl.TLSVersion.TLSv1_1
+    legacy = ssl.create_default_context(cafile=nginx.cafile)
+    legacy.maximum_version = ssl.TLSVersion.TLSv1_2
+    legacy.set_ciphers("AES128-SHA")
+    for refused in (tls11, legacy):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{nginx.https}/health/live", verify=refused)
+
+
+def test_nginx_refuses_an_oversized_body_itself(nginx: Nginx) -> None:
+    response = httpx.post(f"{nginx.https}/health/live", content=b"x" * (2 << 20), verify=nginx.tls)
+    assert response.status_code == 413
+
+
+def test_nginx_passes_websockets_through(installed: Baked, nginx: Nginx) -> None:
+    if not installed.context["include_realtime"]:
+        pytest.skip("include_realtime is off")
+    url = nginx.https.replace("https://", "wss://") + "/api/v1/realtime/ws"
+    with connect(url, ssl=nginx.tls, open_timeout=10) as socket:
+        socket.send("through nginx")
+        assert json.loads(socket.recv(timeout=10))["text"] == "through nginx"
+
+
+# Kubernetes
+
+
+def test_the_kubernetes_manifests_pass_strict_validation(baked: Baked) -> None:
+    manifests = sorted(str(p) for p in (baked.path / "deploy" / "k8s").glob("*.yaml"))
+    assert len(manifests) == 5
+    run([tool("kubernetes-validate"), "--strict", *manifests], baked.path)
+
+
+def test_the_deployment_probes_the_health_routes_and_drops_privileges(baked: Baked) -> None:
+    deployment = yaml.safe_load((baked.path / "deploy/k8s/deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert set(container["resources"]) == {"requests", "limits"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    configmap = yaml.safe_load((baked.path / "deploy/k8s/configmap.yaml").read_text())
+    prefix = baked.package.upper()
+    assert configmap["data"][f"{prefix}_PORT"] == str(container["ports"][0]["containerPort"])
+
+
+def test_the_configmap_names_real_settings_with_valid_values(installed: Baked) -> None:
+    data = yaml.safe_load((installed.path / "deploy/k8s/configmap.yaml").read_text())["data"]
+    script = (
+        f"from {installed.package}.settings import ENV_PREFIX, Settings; import json, os; "
+        "names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}; "
+        "print(json.dumps(sorted(set(json.loads(os.environ['CONFIGMAP'])) - names))); "
+        "Settings(_env_file=None)"
+    )
+    python = str(installed.path / ".venv" / "bin" / "python")
+    env = {**os.environ, **data, "CONFIGMAP": json.dumps(data)}
+    result = subprocess.run(
+        [python, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr  # the values pass the settings' own checks
+    assert json.loads(result.stdout) == []  # no key the service would ignore
+
+
+# AWS Lambda
+
+
+def test_the_lambda_handler_answers_an_api_gateway_event(installed: Baked) -> None:
+    handler = installed.path / "src" / installed.package / "lambda_handler.py"
+    if not installed.context["aws_lambda"]:
+        assert not handler.exists()
+        mentions = [
+            p.name for p in installed.text_files()
+            if b"mangum" in p.read_bytes().lower()
+        ]  # fmt: skip
+        assert mentions == []
+        pytest.skip("aws_lambda is off")
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/health/live",
+        "rawQueryString": "",
+        "headers": {"host": "api.example.com"},
+        "requestContext": {
+            "http": {"method": "GET", "path": "/health/live", "sourceIp": "203.0.113.9"}
+        },
+        "isBase64Encoded": False,
+    }
+    script = (
+        f"import json, sys; from {installed.package}.lambda_handler import handler; "
+        "print(json.dumps(handler(json.loads(sys.argv[1]), object())))"
+    )
+    python = str(installed.path / ".venv" / "bin" / "python")
+    result = run([python, "-c", script, json.dumps(event)], installed.path)
+    response = json.loads(result.stdout.splitlines()[-1])
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok"}

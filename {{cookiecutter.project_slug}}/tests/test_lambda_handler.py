@@ -1,0 +1,72 @@
+"""The Lambda handler answers API Gateway events, HTTP API (v2) and REST API (v1) alike."""
+
+import json
+from typing import Any
+
+import pytest
+
+from {{ cookiecutter.package_name }}.lambda_handler import handler
+
+
+class Context:
+    """The parts of the Lambda context object that Mangum may read."""
+
+    function_name = "{{ cookiecutter.project_slug }}"
+    aws_request_id = "lambda-test-1"
+
+
+def http_api_event(path: str) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "api.example.com", "x-request-id": "lambda-v2"},
+        "requestContext": {
+            "stage": "$default",
+            "http": {
+                "method": "GET",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+            },
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def rest_api_event(path: str) -> dict[str, Any]:
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Host": "api.example.com", "X-Request-ID": "lambda-v1"},
+        "multiValueHeaders": {"Host": ["api.example.com"], "X-Request-ID": ["lambda-v1"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "requestContext": {"stage": "prod", "identity": {"sourceIp": "203.0.113.9"}},
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "request_id"),
+    [(http_api_event("/health/live"), "lambda-v2"), (rest_api_event("/health/live"), "lambda-v1")],
+    ids=["http-api-v2", "rest-api-v1"],
+)
+def test_an_api_gateway_event_for_health_live_gets_200(
+    event: dict[str, Any], request_id: str
+) -> None:
+    response = handler(event, Context())  # type: ignore[arg-type]
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok"}
+    headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+    assert headers["x-request-id"] == request_id
+
+
+def test_an_unknown_path_is_a_problem_not_a_crash() -> None:
+    response = handler(http_api_event("/no/such/route"), Context())  # type: ignore[arg-type]
+    assert response["statusCode"] == 404
+    headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+    assert headers["content-type"] == "application/problem+json"
