@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.resilience import Upstream, UpstreamPolicy, create_http_client
+from {{ cookiecutter.package_name }}.resilience import (
+    Upstream,
+    UpstreamPolicy,
+    create_http_client,
+)
 
 
 def quick_policy(url: str, **changes: Any) -> UpstreamPolicy:

@@ -3,7 +3,7 @@
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -45,7 +45,7 @@ async def test_the_bulkhead_rejects_calls_beyond_its_bound(
     async with connected(quick_policy(upstream.url, max_concurrency=4)) as client:
         calls = [client.request("GET", f"/thing/{i}") for i in range(10)]
         results = await asyncio.gather(*calls, return_exceptions=True)
-    answered = [r for r in results if isinstance(r, httpx.Response)]
+    answered = [r for r in results if isinstance(r, httpx2.Response)]
     rejected = [r for r in results if isinstance(r, BulkheadFullError)]
     assert (len(answered), len(rejected)) == (4, 6)
     assert len(upstream.hits) == 4

@@ -8,7 +8,10 @@ import pytest
 
 from {{ cookiecutter.package_name }}.resilience import Upstream
 from {{ cookiecutter.package_name }}.resilience.breaker import Breaker
-from {{ cookiecutter.package_name }}.resilience.errors import CircuitOpenError, UpstreamUnavailable
+from {{ cookiecutter.package_name }}.resilience.errors import (
+    CircuitOpenError,
+    UpstreamUnavailable,
+)
 
 from .resilience_helpers import connected, events, quick_policy
 from .upstream import FakeUpstream, Reply
