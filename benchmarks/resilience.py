@@ -8,7 +8,7 @@ upstream is a small asyncio HTTP/1.1 server (stdlib, keep-alive) in its own proc
 after `--latency` seconds; a second one answers at once, to show the client's CPU per call.
 Measures, for N calls (default 500):
   sequential    each call awaited before the next (the seed: 140 s)
-  concurrent    all N gathered at once, through the bulkhead (the seed: 6.7 s, 21x)
+  concurrent    all N gathered at once, through the bulkhead (the seed: 6.7 s, 21x); 3 runs
   overhead      per-call time of our client against raw httpx2.AsyncClient on the same upstream,
                 calls alternated one by one so that both see the same machine; and the same for
                 N concurrent calls (raw: a semaphore of the same bound)
@@ -87,7 +87,9 @@ async def measure(url: str, fast_url: str, calls: int, bounds: list[int]) -> dic
         async with create_http_client(policy) as client:
             ours = Upstream(policy, client)
             await timed([ours.get_json(path.format(i + 1)) for i in range(bound)])  # warm pool
-            took = await timed([ours.get_json(path.format(i % 800 + 1)) for i in range(calls)])
+            runs = [await timed([ours.get_json(path.format(i % 800 + 1)) for i in range(calls)])
+                    for _ in range(3)]  # fmt: skip
+        took = statistics.median(runs)
         report["concurrency"][bound] = {"concurrent_s": took, "ratio": report["sequential_s"] / took}
 
     report["overhead"] = {}
@@ -149,7 +151,7 @@ def markdown(report: dict[str, Any], latency: float) -> str:
              "", "| run | time | × sequential |", "|---|---:|---:|",
              f"| sequential, one by one | {report['sequential_s']:.2f} s | 1.0 |"]  # fmt: skip
     for bound, row in report["concurrency"].items():
-        lines.append(f"| concurrent, bulkhead of {bound} | {row['concurrent_s']:.2f} s | {row['ratio']:.1f} |")
+        lines.append(f"| concurrent, bulkhead of {bound} (median of 3) | {row['concurrent_s']:.2f} s | {row['ratio']:.1f} |")
     lines += ["", "| our client against raw httpx2 | raw | ours | overhead |", "|---|---:|---:|---:|"]
     o = report["overhead"]
     lines += [f"| one call, {latency * 1e3:.0f} ms upstream (median) | {o['latency']['raw_ms']:.2f} ms "

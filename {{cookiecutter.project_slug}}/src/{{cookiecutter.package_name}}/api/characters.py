@@ -64,7 +64,7 @@ async def get_character(character_id: CharacterId, api: CharactersApiDep) -> Cha
 @router.get("", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})
 async def get_characters(ids: CharacterIds, api: CharactersApiDep) -> list[Character]:
     characters = await api.get_many(ids)
-    missing = [i for i, character in zip(ids, characters) if character is None]
+    missing = list(dict.fromkeys(i for i, c in zip(ids, characters) if c is None))
     if missing:
         raise HTTPException(404, f"No character with id {', '.join(map(str, missing))}")
     return [character for character in characters if character is not None]
