@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks bench clean
+.PHONY: demo test test-hooks bench bench-resilience clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -33,6 +33,9 @@ test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (needs wrk)
 	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-resilience: $(BIN)/cookiecutter ## The upstream client: sequential vs concurrent calls, overhead vs raw httpx2
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/resilience.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .cache .pytest_cache

@@ -19,7 +19,10 @@ def remove_examples() -> None:
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "api" / "dependencies.py",  # pagination, used by the articles only
         PACKAGE_DIR / "domain" / "articles.py",
+        PACKAGE_DIR / "api" / "characters.py",
+        PACKAGE_DIR / "domain" / "characters.py",
         Path("tests") / "test_articles.py",
+        Path("tests") / "test_characters.py",
     )
 
 

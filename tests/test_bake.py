@@ -61,7 +61,7 @@ def test_every_config_file_parses(baked: Baked) -> None:
 def test_unselected_features_leave_no_trace(baked: Baked) -> None:
     words = []
     if not baked.context["include_examples"]:
-        words += ["articles", "Article", "Pagination"]
+        words += ["articles", "Article", "Pagination", "characters", "Character"]
     if not baked.context["include_realtime"]:
         words += ["realtime", "broadcast", "Broadcaster"]
     code = [p for p in baked.text_files() if p.suffix == ".py"]

@@ -22,6 +22,8 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
+from .upstream import FakeUpstream, serving
+
 LogLines = Callable[[], list[dict[str, Any]]]
 
 
@@ -44,6 +46,13 @@ def app(settings: Settings) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    """A fake upstream serving real HTTP on a free 127.0.0.1 port (tests/upstream.py)."""
+    with serving() as upstream:
+        yield upstream
 
 
 @pytest.fixture

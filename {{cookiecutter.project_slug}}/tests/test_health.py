@@ -33,7 +33,7 @@ def test_ready_lists_every_check_when_all_are_up(app: FastAPI) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"]["cache"] == {"status": "up", "error": None}
+    assert body["checks"]["cache"] == {"status": "up", "error": None, "state": None}
 
 
 def test_ready_is_503_when_a_check_fails_and_hides_its_message(app: FastAPI) -> None:
@@ -44,7 +44,11 @@ def test_ready_is_503_when_a_check_fails_and_hides_its_message(app: FastAPI) -> 
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["checks"]["redis"] == {"status": "down", "error": "ConnectionError"}
+    assert body["checks"]["redis"] == {
+        "status": "down",
+        "error": "ConnectionError",
+        "state": None,
+    }
     assert body["checks"]["cache"]["status"] == "up"
     assert "secret" not in response.text
 
@@ -58,4 +62,5 @@ def test_ready_times_out_a_hanging_check() -> None:
     assert response.json()["checks"]["upstream"] == {
         "status": "down",
         "error": "timed out after 0.05s",
+        "state": None,
     }

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from .settings import Settings
 
-Check = Callable[[], Awaitable[None]]
+# A check raises when its dependency is unusable; it may return a state to show ("closed").
+Check = Callable[[], Awaitable[str | None]]
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -27,6 +28,7 @@ class Liveness(BaseModel):
 class CheckResult(BaseModel):
     status: Literal["up", "down"]
     error: str | None = None
+    state: str | None = None
 
 
 class Readiness(BaseModel):
@@ -50,14 +52,14 @@ class HealthChecks:
 
     async def run_one(self, check: Check) -> CheckResult:
         try:
-            await asyncio.wait_for(check(), self.timeout)
+            state = await asyncio.wait_for(check(), self.timeout)
         except TimeoutError:
             return CheckResult(status="down", error=f"timed out after {self.timeout}s")
         except Exception as exc:
             logger.warning("readiness check failed", exc_info=exc)
             # The type only: a message could carry hosts or credentials.
             return CheckResult(status="down", error=type(exc).__name__)
-        return CheckResult(status="up")
+        return CheckResult(status="up", state=state)
 
 
 @router.get("/live")

@@ -12,6 +12,7 @@ from .errors import PROBLEM_RESPONSES, install_error_handlers
 from .health import install_health
 from .observability.logging import setup_logging
 from .observability.request_id import install_request_id
+from .resilience import install_resilience
 from .security.cors import install_cors
 from .settings import Settings, get_settings
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_resilience(app)
     install_health(app, settings)
     # Middleware: the last installed runs first, so every response gets a request id.
     install_cors(app, settings)

@@ -46,6 +46,25 @@ class Settings(BaseSettings):
     # Health
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
+    # Resilience: calls to other services (upstreams) through resilience/. These values apply to
+    # every upstream; one that needs its own gets its own fields, passed in its lifespan.
+    upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    upstream_attempt_timeout_seconds: float = Field(default=3.0, gt=0, le=300)  # one try
+    upstream_deadline_seconds: float = Field(default=8.0, gt=0, le=600)  # all tries and waits
+    upstream_attempts: int = Field(default=3, ge=1, le=10)
+    upstream_backoff_seconds: float = Field(default=0.2, ge=0, le=60)  # doubles, jittered
+    upstream_backoff_max_seconds: float = Field(default=2.0, ge=0, le=300)
+    upstream_breaker_threshold: int = Field(default=5, ge=1, le=1000)
+    upstream_breaker_recovery_seconds: float = Field(default=30.0, gt=0, le=3600)
+    upstream_max_concurrency: int = Field(default=32, ge=1, le=1000)
+    upstream_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+{%- if cookiecutter.include_examples %}
+    # The example's upstream: the public Rick and Morty API, or any API shaped like it
+    characters_api_url: str = Field(
+        default="https://rickandmortyapi.com/api", pattern="^https?://"
+    )
+{%- endif %}
+
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 {%- if cookiecutter.include_examples %}
 
 from .articles import router as articles_router
+from .characters import router as characters_router
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
 from .realtime import router as realtime_router
@@ -20,6 +21,7 @@ def include_api(app: FastAPI) -> None:
     """Mount each resource's router: add yours here, with prefix=API_PREFIX."""
 {%- if cookiecutter.include_examples %}
     app.include_router(articles_router, prefix=API_PREFIX)
+    app.include_router(characters_router, prefix=API_PREFIX)
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
     app.include_router(realtime_router, prefix=API_PREFIX)

@@ -1,0 +1,134 @@
+"""The resilience of the baked service, served the production way (`python -m <package>`)
+against a fake characters API on 127.0.0.1 whose answers each test sets.
+
+The fake upstream is the baked project's own test helper (tests/upstream.py, stdlib only).
+"""
+
+import importlib.util
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Baked
+from .served import Service, free_port, running
+
+URL = "/api/v1/characters"
+
+
+def load_fake_upstream(baked: Baked) -> ModuleType:
+    path = baked.path / "tests" / "upstream.py"
+    spec = importlib.util.spec_from_file_location(f"fake_upstream_{id(baked)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def character(path: str) -> dict[str, Any]:
+    character_id = int(path.rsplit("/", 1)[1])
+    return {"id": character_id, "name": f"Rick {character_id}", "status": "Alive",
+            "species": "Human", "gender": "Male", "image": f"https://example.com/{character_id}",
+            "episode": []}  # fmt: skip
+
+
+def quick_settings(baked: Baked, upstream_url: str) -> dict[str, str]:
+    prefix = baked.package.upper()
+    return {
+        f"{prefix}_CHARACTERS_API_URL": upstream_url,
+        f"{prefix}_UPSTREAM_ATTEMPT_TIMEOUT_SECONDS": "0.3",
+        f"{prefix}_UPSTREAM_DEADLINE_SECONDS": "1.0",
+        f"{prefix}_UPSTREAM_BACKOFF_SECONDS": "0.01",
+        f"{prefix}_UPSTREAM_BREAKER_THRESHOLD": "100",  # the tests share one service
+    }
+
+
+@pytest.fixture(scope="module")
+def fake(installed: Baked) -> Iterator[ModuleType]:
+    if not installed.context["include_examples"]:
+        pytest.skip("include_examples is off")
+    yield load_fake_upstream(installed)
+
+
+@pytest.fixture(scope="module")
+def upstream(fake: ModuleType) -> Iterator[Any]:
+    with fake.serving() as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def service(installed: Baked, upstream: Any) -> Iterator[Service]:
+    yield from running(installed.path, installed.package, quick_settings(installed, upstream.url))
+
+
+@pytest.fixture
+def api(service: Service, upstream: Any, fake: ModuleType) -> Iterator[str]:
+    upstream.default = fake.Reply(body=character)
+    upstream.script.clear()
+    upstream.hits.clear()
+    yield f"{service.url}{URL}"
+
+
+def test_a_character_is_served_from_the_upstream(api: str, upstream: Any) -> None:
+    response = httpx.get(f"{api}/1")
+    assert response.status_code == 200
+    assert response.json() == {"id": 1, "name": "Rick 1", "status": "Alive", "species": "Human",
+                               "gender": "Male", "image": "https://example.com/1"}  # fmt: skip
+    assert upstream.hits == ["GET /character/1"]
+
+
+def test_many_characters_keep_the_order_asked(api: str) -> None:
+    response = httpx.get(api, params={"ids": "5,3,9,1"})
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()] == [5, 3, 9, 1]
+    assert httpx.get(api, params={"ids": ",".join(["1"] * 21)}).status_code == 422
+
+
+def test_the_upstream_404_is_a_404_problem(api: str, upstream: Any, fake: ModuleType) -> None:
+    upstream.default = fake.Reply(404, body={"error": "Character not found"})
+    response = httpx.get(f"{api}/7")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "Character 7 does not exist"
+
+
+def test_a_flaky_upstream_is_retried(api: str, upstream: Any, fake: ModuleType) -> None:
+    upstream.then(fake.Reply(503), fake.Reply(close=True))
+    assert httpx.get(f"{api}/2").status_code == 200
+    assert len(upstream.hits) == 3
+
+
+def test_a_slow_upstream_is_a_504_within_the_deadline(
+    api: str, upstream: Any, fake: ModuleType
+) -> None:
+    upstream.default = fake.Reply(delay=3.0)
+    started = time.monotonic()
+    response = httpx.get(f"{api}/3", timeout=10)
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
+    assert time.monotonic() - started < 1.0 + 0.5
+
+
+def test_readiness_shows_the_breaker_state(service: Service) -> None:
+    response = httpx.get(f"{service.url}/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["characters_breaker"]["state"] == "closed"
+
+
+def test_an_unreachable_upstream_is_a_503_with_retry_after_then_the_breaker_opens(
+    installed: Baked, fake: ModuleType
+) -> None:
+    settings = quick_settings(installed, f"http://127.0.0.1:{free_port()}")
+    settings[f"{installed.package.upper()}_UPSTREAM_BREAKER_THRESHOLD"] = "2"
+    for service in running(installed.path, installed.package, settings):
+        responses = [httpx.get(f"{service.url}{URL}/1") for _ in range(3)]
+        ready = httpx.get(f"{service.url}/health/ready").json()
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    for response in responses:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert int(response.headers["retry-after"]) >= 1
+    assert "circuit breaker is open" in responses[2].json()["detail"]
+    assert ready["checks"]["characters_breaker"]["state"] == "open"

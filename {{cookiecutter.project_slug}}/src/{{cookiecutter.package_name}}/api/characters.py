@@ -1,0 +1,70 @@
+"""/api/v1/characters: characters fetched from an upstream API, through the resilience policies.
+
+GET /characters/{id} answers one; GET /characters?ids=1,2,3 answers several, fetched
+concurrently, in the order asked. The upstream's 404 is a 404; its failures are 503 or 504.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from pydantic import BeforeValidator, Field
+
+from ..domain.characters import Character, CharactersApi
+from ..errors import Problem
+from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
+from ..settings import Settings
+
+MAX_IDS = 20
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    settings: Settings = app.state.settings
+    policy = UpstreamPolicy.from_settings(settings, "characters", settings.characters_api_url)
+    async with open_upstream(app, policy) as upstream:
+        yield {"characters_api": CharactersApi(upstream)}
+
+
+async def get_characters_api(request: Request) -> CharactersApi:
+    api: CharactersApi = request.state.characters_api
+    return api
+
+
+def split_commas(value: object) -> object:
+    """`?ids=1,2,3` (and `?ids=1&ids=2`) as one list of ids."""
+    if isinstance(value, list):
+        return [part.strip() for item in value for part in str(item).split(",")]
+    return value
+
+
+CharactersApiDep = Annotated[CharactersApi, Depends(get_characters_api)]
+CharacterId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The character's id")]
+CharacterIds = Annotated[
+    list[Annotated[int, Field(ge=1, le=2**31 - 1)]],
+    BeforeValidator(split_commas),
+    Field(min_length=1, max_length=MAX_IDS),
+    Query(description=f"Comma-separated ids, at most {MAX_IDS}", examples=["1,2,3"]),
+]
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No character with that id"}}
+router = APIRouter(prefix="/characters", tags=["characters"], lifespan=lifespan)
+
+
+@router.get("/{character_id}", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})
+async def get_character(character_id: CharacterId, api: CharactersApiDep) -> Character:
+    character = await api.get(character_id)
+    if character is None:
+        raise HTTPException(404, f"Character {character_id} does not exist")
+    return character
+
+
+@router.get("", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})
+async def get_characters(ids: CharacterIds, api: CharactersApiDep) -> list[Character]:
+    characters = await api.get_many(ids)
+    missing = list(dict.fromkeys(i for i, c in zip(ids, characters) if c is None))
+    if missing:
+        raise HTTPException(404, f"No character with id {', '.join(map(str, missing))}")
+    return [character for character in characters if character is not None]

@@ -1,0 +1,24 @@
+"""Every resilience event goes through these functions, and only these: today each writes one
+structured log line; metrics for the same events belong here too, in one edit."""
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def retry_scheduled(upstream: str, attempt: int, wait: float, reason: str) -> None:
+    extra = {"upstream": upstream, "attempt": attempt, "wait_seconds": round(wait, 3)}
+    logger.warning("upstream call retried: %s", reason, extra=extra)
+
+
+def breaker_changed(upstream: str, state: str) -> None:
+    level = logging.INFO if state == "closed" else logging.WARNING
+    logger.log(level, "circuit breaker %s", state, extra={"upstream": upstream, "state": state})
+
+
+def bulkhead_rejected(upstream: str, limit: int) -> None:
+    logger.warning("bulkhead full", extra={"upstream": upstream, "limit": limit})
+
+
+def fallback_served(upstream: str, reason: str) -> None:
+    logger.warning("fallback served: %s", reason, extra={"upstream": upstream})
