@@ -31,6 +31,33 @@ def remove_realtime() -> None:
     )
 
 
+def remove_auth_api_key() -> None:
+    remove_paths(
+        PACKAGE_DIR / "security" / "api_keys.py",
+        Path("tests") / "test_api_keys.py",
+    )
+
+
+def remove_auth_jwt() -> None:
+    remove_paths(
+        PACKAGE_DIR / "security" / "tokens.py",
+        PACKAGE_DIR / "security" / "users.py",
+        PACKAGE_DIR / "security" / "passwords.py",
+        PACKAGE_DIR / "api" / "tokens.py",
+        Path("tests") / "test_tokens.py",
+    )
+
+
+def remove_auth_shared() -> None:
+    """What both auth modes use: the principal, GET /api/v1/me, the tests' credentials."""
+    remove_paths(
+        PACKAGE_DIR / "security" / "principal.py",
+        PACKAGE_DIR / "api" / "me.py",
+        Path("tests") / "credentials.py",
+        Path("tests") / "test_me.py",
+    )
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -52,6 +79,12 @@ def main() -> None:
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":
         remove_realtime()
+    if "{{ cookiecutter.auth }}" != "api_key":
+        remove_auth_api_key()
+    if "{{ cookiecutter.auth }}" != "jwt":
+        remove_auth_jwt()
+    if "{{ cookiecutter.auth }}" == "none":
+        remove_auth_shared()
     remove_empty_domain()
     print_next_steps()
 
