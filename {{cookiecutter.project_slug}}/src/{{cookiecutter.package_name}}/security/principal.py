@@ -9,7 +9,7 @@ from ..errors import Problem
 
 
 class Principal(BaseModel):
-    """An authenticated caller ("user" or "api_key", its id) and the scopes it holds."""
+    """An authenticated caller: its kind (a user, an API key...), its id, and its scopes."""
 
     model_config = ConfigDict(frozen=True)  # one instance may serve many requests
 
