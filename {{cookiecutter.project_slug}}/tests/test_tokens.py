@@ -16,7 +16,10 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.security import passwords, tokens
 from {{ cookiecutter.package_name }}.security.principal import Principal
-from {{ cookiecutter.package_name }}.security.tokens import TokenAuthority, require_principal
+from {{ cookiecutter.package_name }}.security.tokens import (
+    TokenAuthority,
+    require_principal,
+)
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
 from .conftest import Server
