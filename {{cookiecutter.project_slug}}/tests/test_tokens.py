@@ -1,6 +1,7 @@
 """The OAuth2 password flow: tokens for good passwords, scopes enforced, bad tokens refused."""
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -105,6 +106,22 @@ def test_an_unknown_user_costs_a_password_check_too(
     assert sign_in(anonymous, "nobody", "guess").status_code == 401
     assert len(checked) == 1 and checked[0].startswith("$argon2id$")
     assert checked[0] not in {user["password_hash"] for user in USERS.values()}
+
+
+def test_the_password_check_runs_off_the_event_loop(
+    app: FastAPI, anonymous: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    original = PasswordHash.verify
+
+    def spy(self: PasswordHash, password: str, password_hash: str) -> bool:
+        threads.append(threading.current_thread().name)
+        return original(self, password, password_hash)
+
+    monkeypatch.setattr(PasswordHash, "verify", spy)
+    assert sign_in(anonymous, "alice", "alice's password").status_code == 200
+    assert threads and threads[0] != threading.main_thread().name
+    assert app.state.passwords.limiter.total_tokens == passwords.CHECKS_AT_ONCE
 
 
 def test_only_the_asked_scopes_are_granted(anonymous: TestClient) -> None:

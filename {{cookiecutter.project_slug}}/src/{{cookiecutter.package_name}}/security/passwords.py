@@ -32,10 +32,13 @@ class PasswordChecker:
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Whether the password matches. With no hash (an unknown user) a decoy hash is checked
         anyway, so a wrong user name takes as long as a wrong password and reveals nothing."""
-        target = password_hash or self.decoy_hash
-        matches = await anyio.to_thread.run_sync(
-            self.hasher.verify, password, target, limiter=self.limiter
+        return await anyio.to_thread.run_sync(
+            self.check, password, password_hash, limiter=self.limiter
         )
+
+    def check(self, password: str, password_hash: str | None) -> bool:
+        """The blocking part, run in a worker thread (the decoy is made there too)."""
+        matches = self.hasher.verify(password, password_hash or self.decoy_hash)
         return matches and password_hash is not None
 
 
