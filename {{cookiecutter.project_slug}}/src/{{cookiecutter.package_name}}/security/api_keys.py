@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import FastAPI, Request, Security
 from fastapi.security import APIKeyHeader
 
-from ..settings import Settings
+from ..settings import ENV_PREFIX, Settings
 from .principal import UNAUTHENTICATED, Principal, signed_in, unauthorized
 
 HEADER = "X-API-Key"
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> None:
     name = argv[0] if argv else "client"
     key = secrets.token_urlsafe(32)
     print(f"API key for the client (shown once, store it in their secret store): {key}")
-    print(f"Add to API_KEY_DIGESTS (comma-separated): {name}:{hash_api_key(key)}")
+    print(f"Add to {ENV_PREFIX}API_KEY_DIGESTS (comma-separated): {name}:{hash_api_key(key)}")
 
 
 if __name__ == "__main__":
