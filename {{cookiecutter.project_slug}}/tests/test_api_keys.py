@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.security.api_keys import (
     hash_api_key,
     require_principal,
 )
+from {{ cookiecutter.package_name }}.security.principal import Principal
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
 from .conftest import Server
@@ -75,8 +76,8 @@ def test_every_digest_is_compared_even_after_a_match(monkeypatch: pytest.MonkeyP
         return compare(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert keys.identify("one") == "first"
-    assert keys.identify("two") == "second"
+    assert keys.identify("one") == Principal(kind="api_key", id="first")
+    assert keys.identify("two") == Principal(kind="api_key", id="second")
     assert keys.identify("three") is None
     assert len(calls) == 6
 

@@ -33,15 +33,19 @@ def hash_api_key(key: str) -> str:
 
 class ApiKeys:
     def __init__(self, digests: Mapping[str, str]) -> None:
-        self.digests = [(name, bytes.fromhex(digest)) for name, digest in digests.items()]
+        # Each key's principal is made once: a request only hashes and compares.
+        self.entries = [
+            (bytes.fromhex(digest), Principal(kind="api_key", id=name))
+            for name, digest in digests.items()
+        ]
 
-    def identify(self, key: str) -> str | None:
-        """The name of the key's entry, or None."""
+    def identify(self, key: str) -> Principal | None:
+        """The principal of the key's entry, or None."""
         presented = hashlib.sha256(key.encode()).digest()
         found = None
-        for name, digest in self.digests:  # no early exit: every key costs the same
+        for digest, principal in self.entries:  # no early exit: every key costs the same
             if hmac.compare_digest(presented, digest):
-                found = name
+                found = principal
         return found
 
 
@@ -54,10 +58,10 @@ async def require_principal(
 ) -> Principal:
     """The caller behind a valid X-API-Key; 401 otherwise."""
     api_keys: ApiKeys = request.app.state.api_keys
-    name = api_keys.identify(key) if key else None
-    if name is None:
+    principal = api_keys.identify(key) if key else None
+    if principal is None:
         raise unauthorized(f"A valid API key is required in the {HEADER} header", CHALLENGE)
-    return signed_in(request, Principal(kind="api_key", id=name))
+    return signed_in(request, principal)
 
 
 def main(argv: list[str]) -> None:
