@@ -54,7 +54,6 @@ def remove_auth_shared() -> None:
         PACKAGE_DIR / "security" / "principal.py",
         PACKAGE_DIR / "api" / "me.py",
         Path("tests") / "credentials.py",
-        Path("tests") / "test_me.py",
     )
 
 

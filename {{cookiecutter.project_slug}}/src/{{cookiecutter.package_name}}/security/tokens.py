@@ -3,7 +3,7 @@ every protected request by `require_principal`, which also enforces the route's 
 
 Tokens are stateless: a user removed or given fewer scopes keeps what a token already holds
 until it expires (JWT_EXPIRE_MINUTES). A verified token is remembered until it expires, so a
-client reusing its token pays a dict lookup instead of a JWT decode (~40 µs) per request.
+client reusing its token pays a dict lookup instead of a JWT decode (~80 µs here) per request.
 """
 
 import time
