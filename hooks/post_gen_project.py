@@ -41,6 +41,32 @@ def remove_aws_lambda() -> None:
     )
 
 
+def remove_auth_api_key() -> None:
+    remove_paths(
+        PACKAGE_DIR / "security" / "api_keys.py",
+        Path("tests") / "test_api_keys.py",
+    )
+
+
+def remove_auth_jwt() -> None:
+    remove_paths(
+        PACKAGE_DIR / "security" / "tokens.py",
+        PACKAGE_DIR / "security" / "users.py",
+        PACKAGE_DIR / "security" / "passwords.py",
+        PACKAGE_DIR / "api" / "tokens.py",
+        Path("tests") / "test_tokens.py",
+    )
+
+
+def remove_auth_shared() -> None:
+    """What both auth modes use: the principal, GET /api/v1/me, the tests' credentials."""
+    remove_paths(
+        PACKAGE_DIR / "security" / "principal.py",
+        PACKAGE_DIR / "api" / "me.py",
+        Path("tests") / "credentials.py",
+    )
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -64,6 +90,12 @@ def main() -> None:
         remove_realtime()
     if "{{ cookiecutter.aws_lambda }}" != "True":
         remove_aws_lambda()
+    if "{{ cookiecutter.auth }}" != "api_key":
+        remove_auth_api_key()
+    if "{{ cookiecutter.auth }}" != "jwt":
+        remove_auth_jwt()
+    if "{{ cookiecutter.auth }}" == "none":
+        remove_auth_shared()
     remove_empty_domain()
     print_next_steps()
 

@@ -17,6 +17,7 @@ DEPENDENCY_MODULES = frozenset(
         "pydantic", "pydantic_core", "pydantic_settings", "pytest", "redis", "slowapi",
         "sniffio", "starlette", "tenacity", "test", "tests", "typing_extensions", "uvicorn", "uvloop",
         "watchfiles", "websockets",
+        "argon2", "jwt", "multipart", "pwdlib", "python_multipart",  # auth=jwt
     }
 )  # fmt: skip
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")

@@ -21,6 +21,10 @@ from fastapi.testclient import TestClient
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
+{%- if cookiecutter.auth != "none" %}
+
+from .credentials import AUTH_SETTINGS, SERVER_ENV, auth_headers
+{%- endif %}
 
 from .upstream import FakeUpstream, serving
 
@@ -34,7 +38,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings() -> Settings:
+{%- if cookiecutter.auth == "none" %}
     return Settings(_env_file=None)
+{%- else %}
+    return Settings(_env_file=None, **AUTH_SETTINGS)
+{%- endif %}
 
 
 @pytest.fixture
@@ -45,6 +53,9 @@ def app(settings: Settings) -> FastAPI:
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as client:
+{%- if cookiecutter.auth != "none" %}
+        client.headers.update(auth_headers(app.state.settings))  # signed in, allowed everything
+{%- endif %}
         yield client
 
 
@@ -80,6 +91,7 @@ class Server:
     process: subprocess.Popen[str]
     url: str
     lines: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # sent to protected routes
 
     def read_output(self) -> None:
         assert self.process.stdout is not None
@@ -115,6 +127,9 @@ class Server:
 def start_server() -> Server:
     port = free_port()
     env = {**os.environ, f"{ENV_PREFIX}HOST": "127.0.0.1", f"{ENV_PREFIX}PORT": str(port)}
+{%- if cookiecutter.auth != "none" %}
+    env.update(SERVER_ENV)
+{%- endif %}
     process = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
         env=env,
@@ -123,6 +138,9 @@ def start_server() -> Server:
         text=True,
     )
     server = Server(process, f"http://127.0.0.1:{port}")
+{%- if cookiecutter.auth != "none" %}
+    server.headers.update(auth_headers(Settings(**AUTH_SETTINGS)))  # read like the server's
+{%- endif %}
     threading.Thread(target=server.read_output, daemon=True).start()
     try:
         server.wait_until_live()

@@ -136,7 +136,9 @@ def test_readiness_includes_the_article_store(client: TestClient) -> None:
 
 
 def test_the_real_server_creates_and_lists_articles(server: Server) -> None:
-    created = httpx2.post(f"{server.url}{URL}", json={"name": "Served", "price": 1.5})
+    created = httpx2.post(
+        f"{server.url}{URL}", json={"name": "Served", "price": 1.5}, headers=server.headers
+    )
     assert created.status_code == 201
     listed = httpx2.get(f"{server.url}{URL}").json()
     assert {"id": created.json()["id"], "name": "Served", "price": 1.5, "in_stock": True} in listed

@@ -14,6 +14,11 @@ from .observability.logging import setup_logging
 from .observability.request_id import install_request_id
 from .resilience import install_resilience
 from .security.cors import install_cors
+{%- if cookiecutter.auth == "api_key" %}
+from .security.api_keys import install_api_keys
+{%- elif cookiecutter.auth == "jwt" %}
+from .security.tokens import install_tokens
+{%- endif %}
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_resilience(app)
     install_health(app, settings)
+{%- if cookiecutter.auth == "api_key" %}
+    install_api_keys(app, settings)
+{%- elif cookiecutter.auth == "jwt" %}
+    install_tokens(app, settings)
+{%- endif %}
     # Middleware: the last installed runs first, so every response gets a request id.
     install_cors(app, settings)
     install_request_id(app)

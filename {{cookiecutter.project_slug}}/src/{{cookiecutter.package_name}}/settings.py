@@ -8,10 +8,16 @@ Defaults are safe for local development; in production the unsafe ones are refus
 `.env.example` lists every setting.
 """
 
+{% if cookiecutter.auth == "api_key" -%}
+import re
+{% endif -%}
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+{%- if cookiecutter.auth == "jwt" %}
+from pydantic import BaseModel, SecretStr
+{%- endif %}
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
@@ -19,6 +25,21 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaSeparated = Annotated[list[str], NoDecode]
+{%- if cookiecutter.auth == "api_key" %}
+# name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
+KeyDigests = Annotated[dict[str, str], NoDecode]
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+{%- elif cookiecutter.auth == "jwt" %}
+# Known to everyone who reads this file: fine on a laptop, refused in production.
+DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me-0123456789"  # nosec B105
+
+
+class ConfiguredUser(BaseModel):
+    """A user from the settings: an argon2 hash (`make password-hash`), never the password."""
+
+    password_hash: str = Field(pattern=r"^\$argon2(id|i|d)\$")
+    scopes: list[str] = []
+{%- endif %}
 
 
 class Settings(BaseSettings):
@@ -45,6 +66,18 @@ class Settings(BaseSettings):
 
     # Health
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+{%- if cookiecutter.auth == "api_key" %}
+
+    # Auth: API keys in X-API-Key, stored as SHA-256 digests (`make api-key` makes a new one).
+    api_key_digests: KeyDigests = {}
+{%- elif cookiecutter.auth == "jwt" %}
+
+    # Auth: OAuth2 password flow issuing short-lived JWTs (HS256) signed with this secret.
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_expire_minutes: int = Field(default=15, ge=1, le=1440)
+    # JSON: {"alice": {"password_hash": "$argon2id$...", "scopes": ["articles:write"]}}
+    jwt_users: dict[str, ConfiguredUser] = {}
+{%- endif %}
 
     # Resilience: calls to other services (upstreams) through resilience/. These values apply to
     # every upstream; one that needs its own gets its own fields, passed in its lifespan.
@@ -71,6 +104,35 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+{%- if cookiecutter.auth == "api_key" %}
+
+    @field_validator("api_key_digests", mode="before")
+    @classmethod
+    def split_name_digest_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [item.strip().partition(":") for item in value.split(",") if item.strip()]
+        return {name.strip(): digest.strip().lower() for name, _, digest in pairs}
+
+    @field_validator("api_key_digests")
+    @classmethod
+    def check_digests(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, digest in value.items():
+            if not name or not SHA256_HEX.fullmatch(digest):
+                raise ValueError(
+                    "expected name:digest pairs, each digest 64 hex characters "
+                    "(`make api-key` prints one); never the key itself"
+                )
+        return value
+{%- elif cookiecutter.auth == "jwt" %}
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 characters (`make jwt-secret`)")
+        return value
+{%- endif %}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -86,6 +148,15 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.debug:
             raise ValueError("DEBUG must be false in production (it leaks tracebacks)")
+{%- if cookiecutter.auth == "api_key" %}
+        if self.environment == "production" and not self.api_key_digests:
+            raise ValueError("API_KEY_DIGESTS must list at least one key digest in production")
+{%- elif cookiecutter.auth == "jwt" %}
+        if self.environment == "production" and (
+            self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
+        ):
+            raise ValueError("JWT_SECRET must be set to your own secret in production")
+{%- endif %}
         return self
 
 

@@ -5,6 +5,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+{%- if cookiecutter.auth == "jwt" %}
+from fastapi import Security
+{%- endif %}
 
 from ..domain.articles import (
     Article,
@@ -15,6 +18,11 @@ from ..domain.articles import (
 )
 from ..errors import Problem
 from ..health import register_check
+{%- if cookiecutter.auth == "api_key" %}
+from ..security.api_keys import DENIED, require_principal
+{%- elif cookiecutter.auth == "jwt" %}
+from ..security.tokens import DENIED, require_principal
+{%- endif %}
 from .dependencies import PaginationDep
 
 
@@ -37,6 +45,13 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with that id"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 router = APIRouter(prefix="/articles", tags=["articles"], lifespan=lifespan)
+{%- if cookiecutter.auth == "api_key" %}
+# Reads are open to all; writes need a valid API key.
+WRITER = [Depends(require_principal)]
+{%- elif cookiecutter.auth == "jwt" %}
+# Reads are open to all; writes need a token with the articles:write scope.
+WRITER = [Security(require_principal, scopes=["articles:write"])]
+{%- endif %}
 
 
 def not_found(article_id: int) -> HTTPException:
@@ -47,7 +62,13 @@ def conflict(article: ArticleIn) -> HTTPException:
     return HTTPException(409, f"An article named {article.name!r} already exists")
 
 
+{% if cookiecutter.auth == "none" -%}
 @router.post("", status_code=201, response_model=Article, responses=CONFLICT)
+{% else -%}
+@router.post(
+    "", status_code=201, response_model=Article, responses=CONFLICT | DENIED, dependencies=WRITER
+)
+{% endif -%}
 async def create_article(
     article: ArticleIn, repository: RepositoryDep, request: Request, response: Response
 ) -> dict[str, Any]:
@@ -72,7 +93,16 @@ async def get_article(article_id: ArticleId, repository: RepositoryDep) -> dict[
     return row
 
 
+{% if cookiecutter.auth == "none" -%}
 @router.put("/{article_id}", response_model=Article, responses={**NOT_FOUND, **CONFLICT})
+{% else -%}
+@router.put(
+    "/{article_id}",
+    response_model=Article,
+    responses={**NOT_FOUND, **CONFLICT, **DENIED},
+    dependencies=WRITER,
+)
+{% endif -%}
 async def replace_article(
     article_id: ArticleId, article: ArticleIn, repository: RepositoryDep
 ) -> dict[str, Any]:
@@ -85,7 +115,11 @@ async def replace_article(
     return row
 
 
+{% if cookiecutter.auth == "none" -%}
 @router.delete("/{article_id}", status_code=204, responses=NOT_FOUND)
+{% else -%}
+@router.delete("/{article_id}", status_code=204, responses=NOT_FOUND | DENIED, dependencies=WRITER)
+{% endif -%}
 async def delete_article(article_id: ArticleId, repository: RepositoryDep) -> None:
     if not await repository.delete(article_id):
         raise not_found(article_id)

@@ -13,6 +13,12 @@ from .characters import router as characters_router
 {%- if cookiecutter.include_realtime %}
 from .realtime import router as realtime_router
 {%- endif %}
+{%- if cookiecutter.auth != "none" %}
+from .me import router as me_router
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from .tokens import router as tokens_router
+{%- endif %}
 
 API_PREFIX = "/api/v1"
 
@@ -25,4 +31,10 @@ def include_api(app: FastAPI) -> None:
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
     app.include_router(realtime_router, prefix=API_PREFIX)
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+    app.include_router(me_router, prefix=API_PREFIX)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(tokens_router, prefix=API_PREFIX)
 {%- endif %}

@@ -1,0 +1,177 @@
+"""Auth against the real service (`python -m <package>`), per combination: API keys, or the OAuth2
+password flow issuing JWTs; with auth=none, no protected route exists. Credentials are made with
+the baked project's own commands (`make api-key`, `make password-hash` run the same modules)."""
+
+import json
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import Baked
+from .served import Service, running
+
+ARTICLE = {"name": "Guarded", "price": 2.5}
+
+
+def python_module(project: Baked, module: str, *args: str, stdin: str = "") -> str:
+    """Run one of the baked package's modules with the project's interpreter; its stdout."""
+    result = subprocess.run(
+        [str(project.path / ".venv" / "bin" / "python"), "-m", f"{project.package}.{module}", *args],
+        cwd=project.path, input=stdin, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
+def refused_start(project: Baked, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings}
+    return subprocess.run(
+        [str(project.path / ".venv" / "bin" / "python"), "-m", project.package],
+        cwd=project.path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def only_for(project: Baked, auth: str) -> None:
+    if project.context["auth"] != auth:
+        pytest.skip(f"auth is {project.context['auth']}, not {auth}")
+
+
+def test_without_auth_no_protected_route_exists(installed: Baked) -> None:
+    only_for(installed, "none")
+    for service in running(installed.path, installed.package):
+        assert httpx.get(f"{service.url}/api/v1/me").status_code == 404
+        assert httpx.post(f"{service.url}/api/v1/auth/token").status_code == 404
+        schema = httpx.get(f"{service.url}/openapi.json").json()
+        assert "securitySchemes" not in schema.get("components", {})
+
+
+# API keys
+
+
+@pytest.fixture(scope="module")
+def api_key(installed: Baked) -> Iterator[tuple[Service, str]]:
+    """The service in production with one key, made by `make api-key`'s module."""
+    only_for(installed, "api_key")
+    key_line, pair_line = python_module(installed, "security.api_keys", "ci").splitlines()
+    key, pair = key_line.rsplit(" ", 1)[1], pair_line.rsplit(" ", 1)[1]
+    prefix = installed.package.upper()
+    settings = {f"{prefix}_ENVIRONMENT": "production", f"{prefix}_API_KEY_DIGESTS": pair}
+    for service in running(installed.path, installed.package, settings):
+        yield service, key
+
+
+def test_api_key_missing_or_wrong_is_a_401_problem(api_key: tuple[Service, str]) -> None:
+    service, key = api_key
+    for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": key.upper()}):
+        response = httpx.get(f"{service.url}/api/v1/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "APIKey"
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_api_key_valid_names_the_caller(api_key: tuple[Service, str]) -> None:
+    service, key = api_key
+    response = httpx.get(f"{service.url}/api/v1/me", headers={"X-API-Key": key})
+    assert response.status_code == 200
+    assert response.json() == {"kind": "api_key", "id": "ci", "scopes": []}
+
+
+def test_api_key_guards_article_writes(installed: Baked, api_key: tuple[Service, str]) -> None:
+    if not installed.context["include_examples"]:
+        pytest.skip("include_examples is off")
+    service, key = api_key
+    url = f"{service.url}/api/v1/articles"
+    assert httpx.post(url, json=ARTICLE).status_code == 401
+    assert httpx.post(url, json=ARTICLE, headers={"X-API-Key": key}).status_code == 201
+    assert httpx.get(url).status_code == 200
+
+
+def test_api_key_production_refuses_to_start_without_keys(installed: Baked) -> None:
+    only_for(installed, "api_key")
+    result = refused_start(installed, {f"{installed.package.upper()}_ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert "API_KEY_DIGESTS must list at least one key digest in production" in result.stderr
+
+
+# JWT
+
+
+@pytest.fixture(scope="module")
+def jwt_service(installed: Baked) -> Iterator[Service]:
+    """The service in production with its own secret and two users, hashed by `make
+    password-hash`'s module: alice may write articles, bob has no scope."""
+    only_for(installed, "jwt")
+    users = {
+        "alice": {
+            "password_hash": python_module(installed, "security.passwords", stdin="alice-pw\n"),
+            "scopes": ["articles:write"],
+        },
+        "bob": {"password_hash": python_module(installed, "security.passwords", stdin="bob-pw\n")},
+    }
+    for user in users.values():
+        user["password_hash"] = str(user["password_hash"]).strip()
+    prefix = installed.package.upper()
+    settings = {
+        f"{prefix}_ENVIRONMENT": "production",
+        f"{prefix}_JWT_SECRET": secrets.token_urlsafe(48),
+        f"{prefix}_JWT_USERS": json.dumps(users),
+    }
+    yield from running(installed.path, installed.package, settings)
+
+
+def sign_in(service: Service, username: str, password: str) -> httpx.Response:
+    form = {"username": username, "password": password}
+    return httpx.post(f"{service.url}/api/v1/auth/token", data=form, timeout=30)
+
+
+def bearer(response: httpx.Response) -> dict[str, str]:
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_jwt_good_password_gets_a_token_for_me(jwt_service: Service) -> None:
+    signed_in = sign_in(jwt_service, "alice", "alice-pw")
+    assert signed_in.status_code == 200
+    assert signed_in.json()["token_type"] == "bearer"
+    me = httpx.get(f"{jwt_service.url}/api/v1/me", headers=bearer(signed_in))
+    assert me.status_code == 200
+    assert me.json() == {"kind": "user", "id": "alice", "scopes": ["articles:write"]}
+
+
+def test_jwt_bad_password_or_user_is_a_401(jwt_service: Service) -> None:
+    for username, password in (("alice", "wrong"), ("nobody", "alice-pw")):
+        response = sign_in(jwt_service, username, password)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_jwt_missing_or_tampered_token_is_a_401(jwt_service: Service) -> None:
+    token = sign_in(jwt_service, "bob", "bob-pw").json()["access_token"]
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{payload}.{signature[::-1]}"
+    for headers in ({}, {"Authorization": f"Bearer {tampered}"}):
+        response = httpx.get(f"{jwt_service.url}/api/v1/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_jwt_article_writes_need_the_scope(installed: Baked, jwt_service: Service) -> None:
+    if not installed.context["include_examples"]:
+        pytest.skip("include_examples is off")
+    url = f"{jwt_service.url}/api/v1/articles"
+    assert httpx.post(url, json=ARTICLE).status_code == 401
+    denied = httpx.post(url, json=ARTICLE, headers=bearer(sign_in(jwt_service, "bob", "bob-pw")))
+    assert denied.status_code == 403
+    assert denied.headers["content-type"] == "application/problem+json"
+    alice = bearer(sign_in(jwt_service, "alice", "alice-pw"))
+    assert httpx.post(url, json=ARTICLE, headers=alice).status_code == 201
+
+
+def test_jwt_production_refuses_the_development_secret(installed: Baked) -> None:
+    only_for(installed, "jwt")
+    result = refused_start(installed, {f"{installed.package.upper()}_ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert "JWT_SECRET must be set to your own secret in production" in result.stderr

@@ -1,0 +1,19 @@
+"""/api/v1/me: the authenticated caller, as the service sees it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Security
+
+from ..security.principal import Principal
+{%- if cookiecutter.auth == "api_key" %}
+from ..security.api_keys import DENIED, require_principal
+{%- else %}
+from ..security.tokens import DENIED, require_principal
+{%- endif %}
+
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/me", responses=DENIED)
+async def me(principal: Annotated[Principal, Security(require_principal)]) -> Principal:
+    return principal

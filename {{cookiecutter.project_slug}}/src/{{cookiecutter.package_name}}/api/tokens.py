@@ -1,0 +1,50 @@
+"""/api/v1/auth/token: the OAuth2 password flow, trading a user's password for a bearer token."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Request, Response
+from pydantic import BaseModel, Field
+
+from ..errors import Problem
+from ..security.principal import Responses, unauthorized
+from ..security.tokens import TokenAuthority
+from ..security.users import authenticate
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class PasswordGrant(BaseModel):
+    """The form of RFC 6749 §4.3 (what Swagger UI's Authorize button sends)."""
+
+    grant_type: Literal["password"] = "password"
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    scope: str = Field(default="", max_length=1024, description="Space-separated scopes")
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+BAD_PASSWORD: Responses = {
+    401: {"model": Problem, "description": "Unknown user or wrong password"}
+}
+
+
+@router.post("/token", responses=BAD_PASSWORD)
+async def issue_token(
+    grant: Annotated[PasswordGrant, Form()], request: Request, response: Response
+) -> Token:
+    """A token with the user's scopes, or only those asked for in `scope`."""
+    state = request.app.state
+    user = await authenticate(state.users, state.passwords, grant.username, grant.password)
+    if user is None:
+        raise unauthorized("Incorrect username or password", "Bearer")
+    asked = grant.scope.split()
+    scopes = [scope for scope in user.scopes if not asked or scope in asked]
+    tokens: TokenAuthority = state.tokens
+    response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1: never cache a token
+    token = tokens.issue(user.username, scopes)
+    return Token(access_token=token, expires_in=tokens.lifetime_seconds)

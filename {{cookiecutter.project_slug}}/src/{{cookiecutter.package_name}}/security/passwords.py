@@ -1,0 +1,57 @@
+"""Password checks with argon2 (pwdlib), kept off the event loop and bounded in number.
+
+An argon2 check takes tens of milliseconds of CPU and 64 MiB of memory, on purpose: it runs in
+a worker thread, at most CHECKS_AT_ONCE at a time, and only on the token route, never per
+request. `make password-hash` (python -m <package>.security.passwords) prints the hash to put
+in JWT_USERS.
+"""
+
+import getpass
+import secrets
+import sys
+from functools import cached_property
+
+import anyio
+import anyio.to_thread
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+CHECKS_AT_ONCE = 4
+
+
+class PasswordChecker:
+    def __init__(self) -> None:
+        self.hasher = PasswordHash((Argon2Hasher(),))
+        self.limiter = anyio.CapacityLimiter(CHECKS_AT_ONCE)
+
+    @cached_property
+    def decoy_hash(self) -> str:
+        """A hash no password matches, made on first use with the current parameters."""
+        return self.hasher.hash(secrets.token_urlsafe(32))
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """Whether the password matches. With no hash (an unknown user) a decoy hash is checked
+        anyway, so a wrong user name takes as long as a wrong password and reveals nothing."""
+        return await anyio.to_thread.run_sync(
+            self.check, password, password_hash, limiter=self.limiter
+        )
+
+    def check(self, password: str, password_hash: str | None) -> bool:
+        """The blocking part, run in a worker thread (the decoy is made there too)."""
+        matches = self.hasher.verify(password, password_hash or self.decoy_hash)
+        return matches and password_hash is not None
+
+
+def main() -> None:
+    """Print the argon2 hash of a password typed at the prompt (or one line of stdin)."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise SystemExit("ERROR: empty password")
+    print(PasswordHash((Argon2Hasher(),)).hash(password))
+
+
+if __name__ == "__main__":
+    main()
