@@ -12,7 +12,8 @@ from .errors import PROBLEM_RESPONSES, install_error_handlers
 from .health import install_health
 from .observability.logging import setup_logging
 from .observability.request_id import install_request_id
-from .security.cors import install_cors
+from .security import install_security
+from .security.docs import BUILT_IN_DOCS_OFF
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -36,12 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=settings.debug,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        **BUILT_IN_DOCS_OFF,
     )
     app.state.settings = settings
     install_error_handlers(app)
     install_health(app, settings)
     # Middleware: the last installed runs first, so every response gets a request id.
-    install_cors(app, settings)
+    install_security(app, settings)
     install_request_id(app)
     include_api(app)
     return app
