@@ -14,9 +14,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from ..settings import Settings
 from .cors import install_cors
-from .docs import ASSET_CACHING, REDOC_PATH, SWAGGER_PATH, asset_paths, install_docs
+from .docs import docs_headers_by_path, install_docs
 from .edge import EdgeMiddleware, HostRule
-from .headers import api_headers, docs_headers
+from .headers import api_headers
 
 
 def install_security(app: FastAPI, settings: Settings) -> None:
@@ -25,16 +25,10 @@ def install_security(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes, compresslevel=6)
     install_cors(app, settings)
     headers = api_headers(settings)
-    pages = docs_headers(settings, "no-store")
-    assets = docs_headers(settings, ASSET_CACHING)
     app.add_middleware(
         EdgeMiddleware,
         headers=headers,
-        headers_by_path={
-            SWAGGER_PATH: pages,
-            REDOC_PATH: pages,
-            **{path: assets for path in asset_paths()},
-        },
+        headers_by_path=docs_headers_by_path(settings),
         hosts=None if "*" in settings.allowed_hosts else HostRule(settings.allowed_hosts),
         max_body_bytes=settings.max_body_bytes,
     )

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ..settings import Settings
+from .headers import Headers, docs_headers
 
 OPENAPI_PATH = "/openapi.json"
 SWAGGER_PATH = "/docs"
@@ -69,15 +70,24 @@ REDOC_PAGE = PAGE.format(
     body='<redoc spec-url="openapi.json"></redoc>\n'
     '<script src="docs/assets/redoc.standalone.js"></script>',
 )
-ASSET_CACHING = "private, max-age=86400"
 
 
 def docs_enabled(settings: Settings) -> bool:
     return settings.environment != "production" or settings.docs_in_production
 
 
-def asset_paths() -> list[str]:
-    return [ASSETS_PATH + name for name in [*ASSETS, "swagger-init.js"]] + [REDOC_LOGO_PATH]
+def docs_headers_by_path(settings: Settings) -> dict[str, Headers]:
+    """The docs' own policy and caching for the edge, by path; none while the docs are off."""
+    if not docs_enabled(settings):
+        return {}
+    pages = docs_headers(settings, "no-store")
+    assets = docs_headers(settings, "private, max-age=86400")
+    asset_paths = [ASSETS_PATH + name for name in [*ASSETS, "swagger-init.js"]]
+    return {
+        SWAGGER_PATH: pages,
+        REDOC_PATH: pages,
+        **{path: assets for path in [*asset_paths, REDOC_LOGO_PATH]},
+    }
 
 
 @cache
