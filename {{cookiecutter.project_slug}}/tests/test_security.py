@@ -5,7 +5,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -46,6 +47,18 @@ def with_test_routes(app: FastAPI) -> FastAPI:
     @app.get("/test/large")
     async def large() -> dict[str, str]:
         return {"text": "x" * 5000}
+
+    @app.get("/test/huge")
+    async def huge() -> dict[str, str]:
+        return {"text": "x" * 200_000}  # compressed off the event loop
+
+    @app.get("/test/stream")
+    async def stream() -> StreamingResponse:
+        return StreamingResponse(iter([b"x" * 3000, b"y" * 3000]), media_type="text/plain")
+
+    @app.get("/test/encoded")
+    async def encoded() -> Response:
+        return Response(b"x" * 3000, headers={"content-encoding": "identity"})
 
     @app.websocket("/test/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -147,8 +160,26 @@ def test_large_responses_are_gzipped_small_ones_not(client: TestClient) -> None:
     large = client.get("/test/large", headers={"accept-encoding": "gzip"})
     assert large.headers["content-encoding"] == "gzip"
     assert large.json()["text"] == "x" * 5000
+    assert large.headers["vary"] == "Accept-Encoding"
+    assert int(large.headers["content-length"]) < 1000
     small = client.get("/health/live", headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in small.headers
+    plain = client.get("/test/large", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+
+
+def test_huge_bodies_are_gzipped_streams_and_encoded_bodies_left_alone(
+    client: TestClient,
+) -> None:
+    gzip = {"accept-encoding": "gzip"}
+    huge = client.get("/test/huge", headers=gzip)
+    assert huge.headers["content-encoding"] == "gzip"
+    assert len(huge.json()["text"]) == 200_000
+    streamed = client.get("/test/stream", headers=gzip)
+    assert "content-encoding" not in streamed.headers
+    assert streamed.text == "x" * 3000 + "y" * 3000
+    encoded = client.get("/test/encoded", headers=gzip)
+    assert encoded.headers["content-encoding"] == "identity"
 
 
 def test_production_adds_strict_transport_security() -> None:
