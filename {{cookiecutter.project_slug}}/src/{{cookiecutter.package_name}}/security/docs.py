@@ -4,7 +4,7 @@ Public outside production. In production they are absent (404) unless DOCS_IN_PR
 set, and then behind HTTP Basic auth (settings refuse missing or short credentials). Swagger UI
 and ReDoc come from the fastapi-standalone-docs package (which bundles swagger-ui-dist and
 redoc with their licences; only its files are used) and are served by the service itself: no
-CDN, and no inline script, so the pages run under the strict policy in headers.py.
+CDN and no inline script, so the pages run under the docs policy in headers.py.
 """
 
 import html
