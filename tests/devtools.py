@@ -2,6 +2,8 @@
 open a page, wait for it to render, and report its CSP violations and console errors."""
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -94,12 +96,14 @@ def is_security_log(event: dict[str, Any]) -> bool:
 @contextmanager
 def chromium_page() -> Iterator[Page]:
     """A fresh headless Chromium (its own profile folder) and one blank page in it."""
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile while it is removed.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: stopped with every helper
         )
         try:
             assert process.stderr is not None
@@ -116,5 +120,5 @@ def chromium_page() -> Iterator[Page]:
             with connect(address, max_size=None, open_timeout=10) as socket:
                 yield Page(socket)
         finally:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
