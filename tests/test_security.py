@@ -171,7 +171,7 @@ def test_chromium_renders_the_docs_under_their_csp(
 
 
 def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
-    service: Service,
+    service: Service, tmp_path: Path
 ) -> None:
     result = subprocess.run(
         [
@@ -188,6 +188,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
             # A Server-Sent Events stream never ends by itself: nothing to validate there.
             "--exclude-path-regex=/events$",
         ],
+        cwd=tmp_path,  # its cache folder stays out of the checkout
         capture_output=True,
         text=True,
         timeout=120,
