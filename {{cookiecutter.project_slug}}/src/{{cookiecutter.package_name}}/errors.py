@@ -77,9 +77,11 @@ async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
 async def unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
     logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     response = problem(request, 500, "The server could not handle the request.")
-    # This handler runs outside the middleware stack, so it sets the id header itself.
+    # This handler runs outside the middleware stack, so it sets the id header itself, and the
+    # security headers when the service has them (security/__init__.py).
     if request_id := getattr(request.state, "request_id", None):
         response.headers["x-request-id"] = request_id
+    response.raw_headers.extend(getattr(request.app.state, "security_headers", ()))
     return response
 
 

@@ -13,7 +13,8 @@ from .health import install_health
 from .observability.logging import setup_logging
 from .observability.request_id import install_request_id
 from .resilience import install_resilience
-from .security.cors import install_cors
+from .security import install_security
+from .security.docs import BUILT_IN_DOCS_OFF
 {%- if cookiecutter.auth == "api_key" %}
 from .security.api_keys import install_api_keys
 {%- elif cookiecutter.auth == "jwt" %}
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=settings.debug,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        **BUILT_IN_DOCS_OFF,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_tokens(app, settings)
 {%- endif %}
     # Middleware: the last installed runs first, so every response gets a request id.
-    install_cors(app, settings)
+    install_security(app, settings)
     install_request_id(app)
     include_api(app)
     return app

@@ -14,9 +14,9 @@ import re
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 {%- if cookiecutter.auth == "jwt" %}
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 {%- endif %}
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -98,7 +98,20 @@ class Settings(BaseSettings):
     )
 {%- endif %}
 
-    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    # Security edge: accepted Host names ('*.example.com' matches subdomains; '*' any, refused in
+    # production; 'testserver' is the test client's), request body limit, gzip threshold, HSTS
+    # max-age (sent in production only).
+    allowed_hosts: CommaSeparated = ["localhost", "127.0.0.1", "::1", "testserver"]
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    gzip_minimum_bytes: int = Field(default=1024, ge=0)
+    hsts_max_age_seconds: int = Field(default=63072000, ge=0)
+    # API docs (/docs, /redoc, /openapi.json): public outside production; in production absent
+    # unless docs_in_production, and then behind HTTP Basic auth with these credentials.
+    docs_in_production: bool = False
+    docs_username: SecretStr = SecretStr("")
+    docs_password: SecretStr = SecretStr("")
+
+    @field_validator("trusted_proxies", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -148,6 +161,8 @@ class Settings(BaseSettings):
             )
         if self.environment == "production" and self.debug:
             raise ValueError("DEBUG must be false in production (it leaks tracebacks)")
+        if self.environment == "production":
+            self.refuse_unsafe_edge()
 {%- if cookiecutter.auth == "api_key" %}
         if self.environment == "production" and not self.api_key_digests:
             raise ValueError("API_KEY_DIGESTS must list at least one key digest in production")
@@ -158,6 +173,19 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be set to your own secret in production")
 {%- endif %}
         return self
+
+    def refuse_unsafe_edge(self) -> None:
+        if "*" in self.allowed_hosts:
+            raise ValueError("ALLOWED_HOSTS='*' accepts any Host header; list the service's names")
+        if self.docs_in_production:
+            user = self.docs_username.get_secret_value()
+            password = self.docs_password.get_secret_value()
+            # The defaults are empty: both must be set, and the password long enough.
+            if not user or len(password) < 16 or password == user:
+                raise ValueError(
+                    "DOCS_IN_PRODUCTION needs DOCS_USERNAME and a DOCS_PASSWORD of at least 16 "
+                    "characters, other than the username"
+                )
 
 
 def describe(error: ValidationError) -> str:

@@ -1,0 +1,109 @@
+"""The edge every request crosses first: an allowed Host, a bounded body, security headers.
+
+One pure ASGI middleware does all three, so the request headers are scanned once and the
+response gets one precomputed header list (a Starlette base-middleware class would cost a task
+and a copy per request). Refusals are problems: 400 for a Host not in ALLOWED_HOSTS, 413 for a
+body over MAX_BODY_BYTES, announced by Content-Length or counted while it streams (chunked).
+"""
+
+from collections.abc import Iterable
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import problem
+from .headers import Headers
+
+# Orchestrators probe health by pod address, not by the service's name.
+HOST_CHECK_EXEMPT = "/health/"
+
+
+class ContentTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+class HostRule:
+    """Exact names, and '*.example.com' for any subdomain of example.com."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        names = [name.lower().strip("[]") for name in allowed]
+        self.exact = frozenset(name for name in names if not name.startswith("*."))
+        self.suffixes = tuple(name[1:] for name in names if name.startswith("*."))
+
+    def allows(self, host: bytes) -> bool:
+        name = host.decode("latin-1").lower()
+        if name.startswith("["):  # [::1]:8000
+            name = name[1 : name.find("]")]
+        elif name.count(":") == 1:
+            name = name.split(":")[0]
+        return name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
+
+
+def count_body(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def receive_counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise ContentTooLarge(limit)  # the route's handlers answer it as a problem
+        return message
+
+    return receive_counted
+
+
+class EdgeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        headers: Headers,
+        headers_by_path: dict[str, Headers],
+        hosts: HostRule | None,
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.headers = headers
+        self.headers_by_path = headers_by_path  # the docs pages' own policy and caching
+        self.hosts = hosts  # None: any Host
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not self.host_allowed(scope):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = self.headers_by_path.get(scope["path"], self.headers)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        length = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+        if not self.host_allowed(scope):
+            detail = "The Host header names a host this service does not serve."
+            await problem(Request(scope), 400, detail)(scope, receive, send_with_headers)
+        elif not length.isdigit():  # chunked, or no body: count what arrives
+            await self.app(scope, count_body(receive, self.max_body_bytes), send_with_headers)
+        elif int(length) > self.max_body_bytes:
+            error = ContentTooLarge(self.max_body_bytes)
+            await problem(Request(scope), 413, error.detail)(scope, receive, send_with_headers)
+        else:  # the server delivers no more than Content-Length bytes
+            await self.app(scope, receive, send_with_headers)
+
+    def host_allowed(self, scope: Scope) -> bool:
+        if self.hosts is None or scope["path"].startswith(HOST_CHECK_EXEMPT):
+            return True
+        for name, value in scope["headers"]:
+            if name == b"host":
+                return self.hosts.allows(value)
+        return False
