@@ -31,6 +31,10 @@ def remove_realtime() -> None:
     )
 
 
+def remove_redis() -> None:
+    remove_paths(Path("tests") / "test_rate_limit_redis.py")
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -52,6 +56,8 @@ def main() -> None:
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":
         remove_realtime()
+    if "{{ cookiecutter.rate_limit_storage }}" != "redis":
+        remove_redis()
     remove_empty_domain()
     print_next_steps()
 

@@ -32,7 +32,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None)
+    # Counters in memory: the tests need no Redis (the template tests run a real one).
+    return Settings(_env_file=None, rate_limit_storage_uri="memory://")
 
 
 @pytest.fixture

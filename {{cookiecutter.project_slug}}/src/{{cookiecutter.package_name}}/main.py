@@ -13,6 +13,7 @@ from .health import install_health
 from .observability.logging import setup_logging
 from .observability.request_id import install_request_id
 from .security.cors import install_cors
+from .security.rate_limit import install_rate_limiting
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_health(app, settings)
     # Middleware: the last installed runs first, so every response gets a request id.
+    install_rate_limiting(app, settings)
     install_cors(app, settings)
     install_request_id(app)
     include_api(app)

@@ -11,7 +11,8 @@ Defaults are safe for local development; in production the unsafe ones are refus
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from limits import parse
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
@@ -19,6 +20,7 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaSeparated = Annotated[list[str], NoDecode]
+Networks = Annotated[list[IPvAnyNetwork], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -36,8 +38,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default.
-    trusted_proxies: CommaSeparated = []
+    # Addresses or CIDRs whose X-Forwarded-For / -Proto / Forwarded are believed; none by default.
+    trusted_proxies: Networks = []
 
     # CORS: browser origins allowed to call the API; none by default.
     cors_origins: CommaSeparated = []
@@ -46,11 +48,28 @@ class Settings(BaseSettings):
     # Health
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
+    # Rate limiting: limits such as "100/minute" or "5 per second", counted per client.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "100/minute"  # every route but health and metrics
+    rate_limit_write: str = "10/minute"  # routes that create or change data
+{%- if cookiecutter.rate_limit_storage == "redis" %}
+    rate_limit_storage_uri: str = "redis://localhost:6379/0"  # shared by every replica
+{%- else %}
+    rate_limit_storage_uri: str = "memory://"  # per process; a redis:// URI shares them
+{%- endif %}
+    rate_limit_fail_open: bool = True  # storage down: serve unchecked (true) or 503 (false)
+
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("rate_limit_default", "rate_limit_write")
+    @classmethod
+    def parse_rate_limit(cls, value: str) -> str:
+        parse(value)  # raises ValueError naming the bad limit
         return value
 
     @field_validator("log_level", mode="before")

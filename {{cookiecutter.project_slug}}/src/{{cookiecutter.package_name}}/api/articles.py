@@ -15,6 +15,7 @@ from ..domain.articles import (
 )
 from ..errors import Problem
 from ..health import register_check
+from ..security.rate_limit import rate_limit
 from .dependencies import PaginationDep
 
 
@@ -47,7 +48,13 @@ def conflict(article: ArticleIn) -> HTTPException:
     return HTTPException(409, f"An article named {article.name!r} already exists")
 
 
-@router.post("", status_code=201, response_model=Article, responses=CONFLICT)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Article,
+    responses=CONFLICT,
+    dependencies=[Depends(rate_limit("rate_limit_write"))],
+)
 async def create_article(
     article: ArticleIn, repository: RepositoryDep, request: Request, response: Response
 ) -> dict[str, Any]:
