@@ -12,10 +12,9 @@ the storage is tried again at most once a second. Never a 500.
 """
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from limits import RateLimitItem, parse
@@ -31,7 +30,7 @@ from .client import TrustedProxies, client_address
 logger = logging.getLogger(__name__)
 
 EXEMPT_PREFIXES = ("/health/", "/metrics")
-LIMIT_HEADER = b"x-ratelimit-limit"
+ROUTE_LIMITED = "rate_limited_by_route"  # request state: the route's limit set the headers
 RETRY_SECONDS = 1.0  # while the storage is down, try it again at most this often
 # A storage call blocks the event loop (limits' storages are synchronous): keep it short.
 STORAGE_OPTIONS = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1}
@@ -66,15 +65,31 @@ class MemoryCounters(MemoryStorage):
         self.next_sweep = now + SWEEP_SECONDS
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     allowed: bool
-    headers: dict[str, str]
-    retry_after: int
+    limit: int
+    remaining: int
+    reset: int  # when the window ends, in seconds since the epoch
 
-    @property
+    def retry_after(self) -> int:
+        return max(1, self.reset - int(time.time()))
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after())
+        return headers
+
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(name.encode(), value.encode()) for name, value in self.headers.items()]
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(self.reset).encode()),
+        ]
 
 
 class RateLimits:
@@ -98,6 +113,7 @@ class RateLimits:
             self.limiter._limiter = FixedWindowRateLimiter(self.limiter._storage)
         self.storage = self.limiter.limiter.storage
         self.items: dict[str, RateLimitItem] = {}
+        self.prefixes: dict[str, str] = {}
         self.down = False
         self.retry_at = 0.0
         self.skipped_checks = 0
@@ -115,7 +131,9 @@ class RateLimits:
         if self.down and time.monotonic() < self.retry_at:
             self.unchecked()
             return None
-        counter = item.key_for(self.settings.service_name, bucket, key)
+        if bucket not in self.prefixes:  # limits' key_for, minus its per-hit string work
+            self.prefixes[bucket] = item.key_for(self.settings.service_name, bucket)
+        counter = f"{self.prefixes[bucket]}/{key}"
         try:
             count = self.storage.incr(counter, item.get_expiry())
             reset = self.storage.get_expiry(counter)
@@ -127,15 +145,7 @@ class RateLimits:
             logger.warning(
                 "rate-limit storage is back (%d checks skipped so far)", self.skipped_checks
             )
-        retry_after = max(1, math.ceil(reset - time.time()))
-        headers = {
-            "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": str(max(0, item.amount - count)),
-            "X-RateLimit-Reset": str(math.ceil(reset)),
-        }
-        if count > item.amount:
-            headers["Retry-After"] = str(retry_after)
-        return Verdict(count <= item.amount, headers, retry_after)
+        return Verdict(count <= item.amount, item.amount, max(0, item.amount - count), int(reset))
 
     def storage_failed(self, exc: Exception) -> None:
         if not self.down:
@@ -152,7 +162,7 @@ class RateLimits:
 
 
 def too_many(verdict: Verdict, limit: RateLimitItem) -> str:
-    return f"Rate limit of {limit} exceeded; retry in {verdict.retry_after} s."
+    return f"Rate limit of {limit} exceeded; retry in {verdict.retry_after()} s."
 
 
 UNAVAILABLE = "Rate limits cannot be checked right now; retry shortly."
@@ -182,17 +192,15 @@ class RateLimitMiddleware:
             return
         if not verdict.allowed:
             detail = too_many(verdict, self.item)
-            response = problem(Request(scope), 429, detail, headers=verdict.headers)
+            response = problem(Request(scope), 429, detail, headers=verdict.headers())
             await response(scope, receive, send)
             return
-        headers = verdict.raw_headers
+        state = scope.setdefault("state", {})
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = list(message.get("headers", ()))
-                # A route's own (stricter) limit has set its headers already: they win.
-                if not any(name.lower() == LIMIT_HEADER for name, _ in present):
-                    message["headers"] = [*present, *headers]
+            # A route with its own (stricter) limit has sent its headers already: they win.
+            if message["type"] == "http.response.start" and ROUTE_LIMITED not in state:
+                message["headers"] = [*message.get("headers", ()), *verdict.raw_headers()]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -224,9 +232,10 @@ def rate_limit(setting: str) -> Callable[[Request, Response], Awaitable[None]]:
             raise HTTPException(503, UNAVAILABLE, headers={"Retry-After": "1"}) from None
         if verdict is None:
             return
+        setattr(request.state, ROUTE_LIMITED, True)
         if not verdict.allowed:
-            raise HTTPException(429, too_many(verdict, item), headers=verdict.headers)
-        response.headers.update(verdict.headers)
+            raise HTTPException(429, too_many(verdict, item), headers=verdict.headers())
+        response.headers.update(verdict.headers())
 
     return check_rate_limit
 
