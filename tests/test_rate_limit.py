@@ -109,7 +109,10 @@ def test_two_processes_sharing_redis_let_exactly_the_limit_through(
 ) -> None:
     settings = redis_settings(installed, redis, "37/minute")
     with ExitStack() as stack:
-        services = [stack.enter_context(serving(installed.path, installed.package, settings)) for _ in range(2)]
+        services = [
+            stack.enter_context(serving(installed.path, installed.package, settings))
+            for _ in range(2)
+        ]
         statuses = asyncio.run(fire([f"{s.url}/nowhere" for s in services], 200))
     assert statuses.count(404) == 37  # the unknown path answers 404 when let through
     assert statuses.count(429) == 200 - 37
@@ -119,7 +122,10 @@ def test_the_service_keeps_serving_while_redis_hangs_then_dies(
     installed: Baked, redis: Redis
 ) -> None:
     settings = redis_settings(installed, redis, "100000/minute")
-    with serving(installed.path, installed.package, settings) as service, httpx.Client(timeout=10) as client:
+    with (
+        serving(installed.path, installed.package, settings) as service,
+        httpx.Client(timeout=10) as client,
+    ):
         url = f"{service.url}/openapi.json"
         assert client.get(url).headers["x-ratelimit-remaining"] == "99999"
         # Mid-run: Redis hangs (SIGSTOP: connections open, no answers), then is killed.
