@@ -131,13 +131,28 @@ def test_a_storage_failure_lets_requests_through_and_is_logged_once(
 def test_failing_closed_answers_503_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     with TestClient(build(rate_limit_fail_open=False)) as client:
         limits = limits_of(client)
-        monkeypatch.setattr(limits.storage, "get_expiry", lambda key: 1 / 0)
-        default, route = client.get("/nowhere"), client.post("/write")
+        incr = limits.storage.incr
+
+        def broken_for_writes(key: str, expiry: int, amount: int = 1) -> int:
+            if "rate_limit_write" in key:
+                raise TimeoutError
+            return incr(key, expiry, amount)
+
+        monkeypatch.setattr(limits.storage, "incr", broken_for_writes)
+        route = client.post("/write")  # the default limit passes, the route's fails
+        default = client.get("/nowhere")  # the storage is down now: no more tries for 1 s
         assert client.get("/health/live").status_code == 200
-    for response in (default, route):
+    for response in (route, default):
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["retry-after"] == "1"
+
+
+def test_slowapi_decorators_would_key_on_the_same_client(limited: TestClient) -> None:
+    limits = limits_of(limited)
+    scope = {"type": "http", "client": ("10.1.2.3", 1234), "headers": []}
+    assert limits.request_key(Request(scope)) == "10.1.2.3"
+    assert limited.app.state.limiter is limits.limiter  # type: ignore[attr-defined]
 
 
 def test_rate_limiting_can_be_turned_off() -> None:
