@@ -7,11 +7,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.security.rate_limit import (
-    MemoryCounters,
-    RateLimits,
-    rate_limit,
-)
+from {{ cookiecutter.package_name }}.security.counters import MemoryCounters
+from {{ cookiecutter.package_name }}.security.rate_limit import RateLimits, rate_limit
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import LogLines
@@ -79,6 +76,13 @@ def test_the_429_is_a_problem_with_retry_after(limited: TestClient) -> None:
     assert body["title"] == "Too Many Requests"
     assert body["request_id"] == "abc"
     assert "3 per 1 minute" in body["detail"]
+
+
+def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestClient) -> None:
+    paths = limited.get("/openapi.json").json()["paths"]
+    too_many = paths["/write"]["post"]["responses"]["429"]
+    assert list(too_many["content"]) == ["application/problem+json"]
+    assert "429" not in paths["/health/live"]["get"]["responses"]
 
 
 def test_health_routes_are_exempt(limited: TestClient) -> None:

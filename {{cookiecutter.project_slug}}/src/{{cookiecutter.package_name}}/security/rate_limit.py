@@ -19,50 +19,22 @@ from typing import NamedTuple
 from fastapi import FastAPI, HTTPException, Request, Response
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
-from slowapi import Limiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import problem
+from ..errors import Problem, problem
 from ..settings import Settings
 from .client import TrustedProxies, client_address
+from .counters import build_limiter
 
 logger = logging.getLogger(__name__)
 
 EXEMPT_PREFIXES = ("/health/", "/metrics")
 ROUTE_LIMITED = "rate_limited_by_route"  # request state: the route's limit set the headers
 RETRY_SECONDS = 1.0  # while the storage is down, try it again at most this often
-# A storage call blocks the event loop (limits' storages are synchronous): keep it short.
-STORAGE_OPTIONS = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1}
-SWEEP_SECONDS = 60.0
 
 
 class StorageUnavailable(Exception):
     """The counters cannot be read and the service is set to fail closed."""
-
-
-class MemoryCounters(MemoryStorage):
-    """limits' in-memory storage without its expiry thread, which starts every 10 ms under
-    load and fights the event loop for the GIL: stale counters are reset when hit again, and
-    swept inline once a minute. Used from the event loop only, so no locks."""
-
-    next_sweep = 0.0
-
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        now = time.time()
-        if now >= self.next_sweep:
-            self.sweep(now)
-        if self.expirations.get(key, 0.0) <= now:
-            self.storage[key] = 0
-            self.expirations[key] = now + expiry
-        self.storage[key] += amount
-        return self.storage[key]
-
-    def sweep(self, now: float) -> None:
-        for key, expires in list(self.expirations.items()):
-            if expires <= now:
-                self.clear(key)
-        self.next_sweep = now + SWEEP_SECONDS
 
 
 class Verdict(NamedTuple):
@@ -98,19 +70,7 @@ class RateLimits:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.trusted = TrustedProxies(settings.trusted_proxies)
-        self.limiter = Limiter(
-            key_func=self.request_key,
-            default_limits=[settings.rate_limit_default],
-            headers_enabled=True,
-            strategy="fixed-window",
-            storage_uri=settings.rate_limit_storage_uri,
-            storage_options=STORAGE_OPTIONS,  # type: ignore[arg-type]  # slowapi says str only
-            key_prefix=settings.service_name,
-        )
-        if settings.rate_limit_storage_uri.startswith("memory://"):
-            # slowapi has no setter for its storage: swap in the thread-free one.
-            self.limiter._storage = MemoryCounters()
-            self.limiter._limiter = FixedWindowRateLimiter(self.limiter._storage)
+        self.limiter = build_limiter(settings, self.request_key)
         self.storage = self.limiter.limiter.storage
         self.items: dict[str, RateLimitItem] = {}
         self.prefixes: dict[str, str] = {}
@@ -247,6 +207,9 @@ def install_rate_limiting(app: FastAPI, settings: Settings) -> None:
     limits = RateLimits(settings)
     app.state.rate_limits = limits
     app.state.limiter = limits.limiter  # where slowapi's own decorators look for it
+    # Documented on every route included from now on (health, installed before, is exempt).
+    too_many_requests = {"model": Problem, "description": "Too many requests from this client"}
+    app.router.responses = {**app.router.responses, 429: too_many_requests}
     if settings.workers > 1 and isinstance(limits.storage, MemoryStorage):
         logger.warning(
             "in-memory rate limits are per worker: %d workers multiply them; "
