@@ -3,11 +3,13 @@ real nginx in front of the service."""
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -82,6 +84,22 @@ def redis(tmp_path: Path) -> Iterator[Redis]:
     finally:
         process.send_signal(signal.SIGCONT)
         stop(process)
+
+
+def test_only_a_redis_bake_depends_on_redis(baked: Baked) -> None:
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[]", dependency)[0] for dependency in project["dependencies"]}
+    settings = (baked.path / "src" / baked.package / "settings.py").read_text()
+    redis_test = baked.path / "tests" / "test_rate_limit_redis.py"
+    assert {"slowapi", "limits"} <= names
+    if baked.context["rate_limit_storage"] == "redis":
+        assert "redis" in names
+        assert 'rate_limit_storage_uri: str = "redis://localhost:6379/0"' in settings
+        assert redis_test.is_file()
+    else:
+        assert "redis" not in names
+        assert 'rate_limit_storage_uri: str = "memory://"' in settings
+        assert not redis_test.exists()
 
 
 def redis_settings(baked: Baked, redis: Redis, limit: str) -> dict[str, str]:
