@@ -2,6 +2,7 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.security.client import TrustedProxies, client_address
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
@@ -78,3 +79,8 @@ def test_trusted_proxies_take_addresses_and_cidrs(monkeypatch: pytest.MonkeyPatc
     settings = Settings(_env_file=None)
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]
     assert TrustedProxies(settings.trusted_proxies).contains("10.1.200.3")
+
+
+def test_production_refuses_to_trust_every_address() -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES covers every address"):
+        Settings(_env_file=None, environment="production", trusted_proxies=["0.0.0.0/0"])

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    # Addresses or CIDRs whose X-Forwarded-For / -Proto / Forwarded are believed; none by default.
+    # Proxies (addresses or CIDRs) whose forwarding headers are believed; none by default.
     trusted_proxies: Networks = []
 
     # CORS: browser origins allowed to call the API; none by default.
@@ -83,6 +83,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true lets any site act as "
                 "the user; list the allowed origins"
+            )
+        trusts_everyone = any(network.prefixlen == 0 for network in self.trusted_proxies)
+        if self.environment == "production" and trusts_everyone:
+            raise ValueError(
+                "TRUSTED_PROXIES covers every address: any client could choose the address it "
+                "is rate limited by; list the proxies"
             )
         if self.environment == "production" and self.debug:
             raise ValueError("DEBUG must be false in production (it leaks tracebacks)")
