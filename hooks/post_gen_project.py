@@ -67,6 +67,10 @@ def remove_auth_shared() -> None:
     )
 
 
+def remove_redis() -> None:
+    remove_paths(Path("tests") / "test_rate_limit_redis.py")
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -96,6 +100,8 @@ def main() -> None:
         remove_auth_jwt()
     if "{{ cookiecutter.auth }}" == "none":
         remove_auth_shared()
+    if "{{ cookiecutter.rate_limit_storage }}" != "redis":
+        remove_redis()
     remove_empty_domain()
     print_next_steps()
 

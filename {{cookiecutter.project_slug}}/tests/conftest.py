@@ -38,10 +38,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings() -> Settings:
+    # Counters in memory: the tests need no Redis (the template tests run a real one).
 {%- if cookiecutter.auth == "none" %}
-    return Settings(_env_file=None)
+    return Settings(_env_file=None, rate_limit_storage_uri="memory://")
 {%- else %}
-    return Settings(_env_file=None, **AUTH_SETTINGS)
+    return Settings(_env_file=None, rate_limit_storage_uri="memory://", **AUTH_SETTINGS)
 {%- endif %}
 
 

@@ -53,7 +53,7 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
     assert kwargs["workers"] == 2
     assert kwargs["server_header"] is False
     assert kwargs["proxy_headers"] is True
-    assert kwargs["forwarded_allow_ips"] == ["10.0.0.5"]
+    assert kwargs["forwarded_allow_ips"] == ["10.0.0.5/32"]
     assert kwargs["log_config"] is None
 
 

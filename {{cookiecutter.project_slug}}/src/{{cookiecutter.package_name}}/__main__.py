@@ -21,7 +21,8 @@ def main() -> None:
         server_header=False,
         # Believe X-Forwarded-* only from the proxies we were told about, never by default.
         proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or None,
+        # The same list and walk as security/client.py, so both name the same client.
+        forwarded_allow_ips=[str(network) for network in settings.trusted_proxies] or None,
     )
 
 

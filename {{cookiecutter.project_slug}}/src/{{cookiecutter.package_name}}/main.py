@@ -15,6 +15,7 @@ from .observability.request_id import install_request_id
 from .resilience import install_resilience
 from .security import install_security
 from .security.docs import BUILT_IN_DOCS_OFF
+from .security.rate_limit import install_rate_limiting
 {%- if cookiecutter.auth == "api_key" %}
 from .security.api_keys import install_api_keys
 {%- elif cookiecutter.auth == "jwt" %}
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_tokens(app, settings)
 {%- endif %}
     # Middleware: the last installed runs first, so every response gets a request id.
+    install_rate_limiting(app, settings)  # inside the edge: a 429 gets the security headers
     install_security(app, settings)
     install_request_id(app)
     include_api(app)

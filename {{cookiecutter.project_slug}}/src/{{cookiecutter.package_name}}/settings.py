@@ -14,7 +14,15 @@ import re
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from limits import parse
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 {%- if cookiecutter.auth == "jwt" %}
 from pydantic import BaseModel
 {%- endif %}
@@ -25,6 +33,7 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaSeparated = Annotated[list[str], NoDecode]
+Networks = Annotated[list[IPvAnyNetwork], NoDecode]
 {%- if cookiecutter.auth == "api_key" %}
 # name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
 KeyDigests = Annotated[dict[str, str], NoDecode]
@@ -57,8 +66,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default.
-    trusted_proxies: CommaSeparated = []
+    # Proxies (addresses or CIDRs) whose forwarding headers are believed; none by default.
+    trusted_proxies: Networks = []
 
     # CORS: browser origins allowed to call the API; none by default.
     cors_origins: CommaSeparated = []
@@ -111,6 +120,17 @@ class Settings(BaseSettings):
     docs_username: SecretStr = SecretStr("")
     docs_password: SecretStr = SecretStr("")
 
+    # Rate limiting: limits such as "100/minute" or "5 per second", counted per client.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "100/minute"  # every route but health and metrics
+    rate_limit_write: str = "10/minute"  # routes that create or change data
+{%- if cookiecutter.rate_limit_storage == "redis" %}
+    rate_limit_storage_uri: str = "redis://localhost:6379/0"  # shared by every replica
+{%- else %}
+    rate_limit_storage_uri: str = "memory://"  # per process; a redis:// URI shares them
+{%- endif %}
+    rate_limit_fail_open: bool = True  # storage down: serve unchecked (true) or 503 (false)
+
     @field_validator("trusted_proxies", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
@@ -147,6 +167,12 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+    @field_validator("rate_limit_default", "rate_limit_write")
+    @classmethod
+    def parse_rate_limit(cls, value: str) -> str:
+        parse(value)  # raises ValueError naming the bad limit
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def upper_case_level(cls, value: object) -> object:
@@ -158,6 +184,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true lets any site act as "
                 "the user; list the allowed origins"
+            )
+        trusts_everyone = any(network.prefixlen == 0 for network in self.trusted_proxies)
+        if self.environment == "production" and trusts_everyone:
+            raise ValueError(
+                "TRUSTED_PROXIES covers every address: any client could choose the address it "
+                "is rate limited by; list the proxies"
             )
         if self.environment == "production" and self.debug:
             raise ValueError("DEBUG must be false in production (it leaks tracebacks)")

@@ -23,6 +23,7 @@ from ..security.api_keys import DENIED, require_principal
 {%- elif cookiecutter.auth == "jwt" %}
 from ..security.tokens import DENIED, require_principal
 {%- endif %}
+from ..security.rate_limit import rate_limit
 from .dependencies import PaginationDep
 
 
@@ -63,10 +64,21 @@ def conflict(article: ArticleIn) -> HTTPException:
 
 
 {% if cookiecutter.auth == "none" -%}
-@router.post("", status_code=201, response_model=Article, responses=CONFLICT)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Article,
+    responses=CONFLICT,
+    dependencies=[Depends(rate_limit("rate_limit_write"))],
+)
 {% else -%}
 @router.post(
-    "", status_code=201, response_model=Article, responses=CONFLICT | DENIED, dependencies=WRITER
+    "",
+    status_code=201,
+    response_model=Article,
+    responses=CONFLICT | DENIED,
+    # The writer first: the write limit then counts per caller, not per address.
+    dependencies=[*WRITER, Depends(rate_limit("rate_limit_write"))],
 )
 {% endif -%}
 async def create_article(

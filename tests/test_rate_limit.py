@@ -1,0 +1,217 @@
+"""Rate limiting against real components: a real Redis shared by two service processes, and a
+real nginx in front of the service."""
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import Baked
+from .served import Service, free_port, running
+
+serving = contextmanager(running)
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+}}
+"""
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start (exit code {process.poll()})")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class Redis:
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Redis]:
+    """A throwaway redis-server on a free port: no persistence, files in a temp dir."""
+    port = free_port()
+    config = tmp_path / "redis.conf"
+    config.write_text(f'port {port}\nbind 127.0.0.1\ndir {tmp_path}\nsave ""\nappendonly no\n')
+    process = subprocess.Popen(["redis-server", str(config)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process, "redis-server")
+        yield Redis(process, f"redis://127.0.0.1:{port}/0")
+    finally:
+        process.send_signal(signal.SIGCONT)
+        stop(process)
+
+
+def test_only_a_redis_bake_depends_on_redis(baked: Baked) -> None:
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[]", dependency)[0] for dependency in project["dependencies"]}
+    settings = (baked.path / "src" / baked.package / "settings.py").read_text()
+    redis_test = baked.path / "tests" / "test_rate_limit_redis.py"
+    assert {"slowapi", "limits"} <= names
+    if baked.context["rate_limit_storage"] == "redis":
+        assert "redis" in names
+        assert 'rate_limit_storage_uri: str = "redis://localhost:6379/0"' in settings
+        assert redis_test.is_file()
+    else:
+        assert "redis" not in names
+        assert 'rate_limit_storage_uri: str = "memory://"' in settings
+        assert not redis_test.exists()
+
+
+def redis_settings(baked: Baked, redis: Redis, limit: str) -> dict[str, str]:
+    if baked.context["rate_limit_storage"] != "redis":
+        pytest.skip("rate_limit_storage is not redis")
+    prefix = baked.package.upper()
+    return {
+        f"{prefix}_RATE_LIMIT_STORAGE_URI": redis.url,
+        f"{prefix}_RATE_LIMIT_DEFAULT": limit,
+        # No access log: nobody reads the service's output pipe until it stops.
+        f"{prefix}_LOG_LEVEL": "WARNING",
+    }
+
+
+async def fire(urls: list[str], total: int) -> list[int]:
+    """`total` requests at once, spread over `urls`."""
+    limits = httpx.Limits(max_connections=total)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(*(client.get(urls[i % len(urls)]) for i in range(total)))
+    return [response.status_code for response in responses]
+
+
+def test_two_processes_sharing_redis_let_exactly_the_limit_through(
+    installed: Baked, redis: Redis
+) -> None:
+    settings = redis_settings(installed, redis, "37/minute")
+    with ExitStack() as stack:
+        services = [
+            stack.enter_context(serving(installed.path, installed.package, settings))
+            for _ in range(2)
+        ]
+        statuses = asyncio.run(fire([f"{s.url}/nowhere" for s in services], 200))
+    assert statuses.count(404) == 37  # the unknown path answers 404 when let through
+    assert statuses.count(429) == 200 - 37
+
+
+def test_the_service_keeps_serving_while_redis_hangs_then_dies(
+    installed: Baked, redis: Redis
+) -> None:
+    settings = redis_settings(installed, redis, "100000/minute")
+    with (
+        serving(installed.path, installed.package, settings) as service,
+        httpx.Client(timeout=10) as client,
+    ):
+        url = f"{service.url}/openapi.json"
+        assert client.get(url).headers["x-ratelimit-remaining"] == "99999"
+        # Mid-run: Redis hangs (SIGSTOP: connections open, no answers), then is killed.
+        threading.Timer(0.5, redis.process.send_signal, [signal.SIGSTOP]).start()
+        threading.Timer(1.5, redis.process.kill).start()
+        statuses: list[int] = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            statuses.append(client.get(url).status_code)
+        last = client.get(url)
+        output = service.stop()
+    assert set(statuses) == {200}
+    assert len(statuses) > 30
+    assert "x-ratelimit-limit" not in last.headers  # served unchecked
+    logged = [json.loads(line) for line in output.splitlines()]
+    messages = [e["message"] for e in logged if e["logger"].endswith("rate_limit")]
+    assert len(messages) == 1  # once per outage
+    assert messages[0].startswith("rate-limit storage unreachable")
+
+
+@pytest.fixture
+def behind_nginx(installed: Baked, tmp_path: Path) -> Iterator[tuple[Service, str]]:
+    """The service trusting only 127.0.0.1, and a real nginx on 127.0.0.1 in front of it."""
+    prefix = installed.package.upper()
+    settings = {
+        f"{prefix}_TRUSTED_PROXIES": "127.0.0.1",
+        f"{prefix}_RATE_LIMIT_DEFAULT": "5/minute",
+        f"{prefix}_RATE_LIMIT_STORAGE_URI": "memory://",
+    }
+    port = free_port()
+    with serving(installed.path, installed.package, settings) as service:
+        upstream = service.url.rsplit(":", 1)[1]
+        config = tmp_path / "nginx.conf"
+        config.write_text(NGINX_CONF.format(tmp=tmp_path, port=port, upstream=upstream))
+        command = ["nginx", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "err")]
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, process, "nginx")
+            yield service, f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)
+
+
+def client_from(address: str) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10)
+
+
+def test_behind_nginx_each_client_address_has_its_own_bucket(
+    behind_nginx: tuple[Service, str],
+) -> None:
+    service, proxy = behind_nginx
+    with client_from("127.0.0.2") as first, client_from("127.0.0.3") as second:
+        # The first client forges a hop; nginx appends its real address, which is what counts.
+        forged = {"X-Forwarded-For": "203.0.113.50"}
+        statuses = [first.get(f"{proxy}/nowhere", headers=forged).status_code for _ in range(6)]
+        other = second.get(f"{proxy}/nowhere")
+        # The second client, now straight to the service (an untrusted peer), forging hops:
+        # the same bucket as through nginx, whatever it claims.
+        direct = [
+            second.get(f"{service.url}/nowhere", headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            for i in range(5)
+        ]
+    assert statuses == [404] * 5 + [429]
+    assert other.status_code == 404
+    assert other.headers["x-ratelimit-remaining"] == "4"
+    assert [r.headers["x-ratelimit-remaining"] for r in direct] == ["3", "2", "1", "0", "0"]
+    assert [r.status_code for r in direct] == [404] * 4 + [429]
+    entries = [json.loads(line) for line in service.stop().splitlines()]
+    access = [e for e in entries if e.get("path") == "/nowhere"]
+    # uvicorn's proxy-headers rewrite names the same client as the rate limiter.
+    assert {e["client"].rsplit(":", 1)[0] for e in access} == {"127.0.0.2", "127.0.0.3"}

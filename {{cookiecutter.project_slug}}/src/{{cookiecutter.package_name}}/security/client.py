@@ -1,0 +1,77 @@
+"""Who is calling: the client address a rate limit counts against.
+
+The socket peer, unless that peer is one of our trusted proxies: then the address comes from
+X-Forwarded-For (or, without it, from the `for=` of Forwarded), walked from the nearest hop and
+skipping every hop that is itself a trusted proxy. An untrusted peer's forwarding headers are
+ignored, so a client cannot pick a fresh address per request.
+
+`python -m` runs uvicorn with proxy headers from the same trusted list: uvicorn rewrites the
+peer from X-Forwarded-For with this same walk before we see the request. The walk gives the
+same answer on a rewritten request (the rewritten peer is untrusted, or every hop was trusted
+and it is the farthest one), so the two never disagree; it also covers what uvicorn does not
+(Forwarded, tests, other servers).
+"""
+
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address
+
+from starlette.types import Scope
+
+Network = IPv4Network | IPv6Network
+
+
+class TrustedProxies:
+    def __init__(self, networks: list[Network]) -> None:
+        self.networks = networks
+        # Peers repeat: parse each address once (uvicorn caches the same way).
+        self.contains = lru_cache(maxsize=4096)(self.compute_contains)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def compute_contains(self, host: str) -> bool:
+        try:
+            address = ip_address(host)
+        except ValueError:
+            return False  # "unknown", an obfuscated name, garbage: never a trusted proxy
+        return any(address in network for network in self.networks)
+
+
+def split_host_port(value: str) -> str:
+    """The host of `host`, `host:port`, `[v6]` or `[v6]:port` (as uvicorn reads them)."""
+    value = value.strip()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end != -1 else value
+    if value.count(":") == 1:
+        return value.rsplit(":", 1)[0]
+    return value
+
+
+def forwarded_hops(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The forwarding chain, farthest first: X-Forwarded-For if sent, else Forwarded's for=."""
+    xff: list[str] = []
+    forwarded: list[str] = []
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            xff += value.decode("latin-1").split(",")
+        elif name == b"forwarded":
+            for element in value.decode("latin-1").split(","):
+                for pair in element.split(";"):
+                    key, _, hop = pair.strip().partition("=")
+                    if key.lower() == "for":
+                        forwarded.append(hop.strip().strip('"'))
+    return [split_host_port(hop) for hop in (xff or forwarded)]
+
+
+def client_address(scope: Scope, trusted: TrustedProxies) -> str:
+    client = scope.get("client")
+    peer: str = client[0] if client else ""
+    if not trusted or not trusted.contains(peer):
+        return peer
+    hops = forwarded_hops(scope["headers"])
+    for hop in reversed(hops):
+        if not trusted.contains(hop):
+            return hop or peer  # an empty hop tells nothing: keep the proxy (as uvicorn does)
+    # Every hop trusted: the farthest one is the client.
+    return hops[0] or peer if hops else peer

@@ -1,0 +1,195 @@
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.security.counters import MemoryCounters
+from {{ cookiecutter.package_name }}.security.rate_limit import RateLimits, rate_limit
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import LogLines
+
+LIMITED = {
+    "rate_limit_default": "3/minute",
+    "rate_limit_write": "2/minute",
+    "rate_limit_storage_uri": "memory://",
+}
+
+
+async def as_principal(request: Request, user: str = "") -> None:
+    if user:
+        request.state.principal = user  # what the auth dependency does
+
+
+def build(**values: Any) -> FastAPI:
+    app = create_app(Settings(_env_file=None, **{**LIMITED, **values}))
+
+    @app.post("/write", dependencies=[Depends(rate_limit("rate_limit_write"))])
+    async def write() -> dict[str, str]:
+        return {"status": "written"}
+
+    @app.get(
+        "/mine",
+        dependencies=[Depends(as_principal), Depends(rate_limit("rate_limit_write"))],
+    )
+    async def mine() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+@pytest.fixture
+def limited() -> Iterator[TestClient]:
+    with TestClient(build(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def limits_of(client: TestClient) -> RateLimits:
+    app: FastAPI = client.app  # type: ignore[assignment]
+    limits: RateLimits = app.state.rate_limits
+    return limits
+
+
+def test_every_route_has_the_default_limit_with_its_headers(limited: TestClient) -> None:
+    responses = [limited.get("/nowhere") for _ in range(4)]
+    assert [r.status_code for r in responses] == [404, 404, 404, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert {r.headers["x-ratelimit-limit"] for r in responses} == {"3"}
+    assert int(responses[0].headers["x-ratelimit-reset"]) > 0
+    assert "retry-after" not in responses[0].headers
+
+
+def test_the_429_is_a_problem_with_retry_after(limited: TestClient) -> None:
+    for _ in range(3):
+        limited.get("/nowhere")
+    response = limited.get("/nowhere", headers={"X-Request-ID": "abc"})
+    assert response.status_code == 429
+    assert response.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert response.headers["x-request-id"] == "abc"
+    body = response.json()
+    assert body["status"] == 429
+    assert body["title"] == "Too Many Requests"
+    assert body["request_id"] == "abc"
+    assert "3 per 1 minute" in body["detail"]
+
+
+def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestClient) -> None:
+    paths = limited.get("/openapi.json").json()["paths"]
+    too_many = paths["/write"]["post"]["responses"]["429"]
+    assert list(too_many["content"]) == ["application/problem+json"]
+    assert "429" not in paths["/health/live"]["get"]["responses"]
+
+
+def test_health_routes_are_exempt(limited: TestClient) -> None:
+    responses = [limited.get("/health/live") for _ in range(10)]
+    assert {r.status_code for r in responses} == {200}
+    assert "x-ratelimit-limit" not in responses[-1].headers
+
+
+def test_a_route_can_ask_for_a_stricter_limit_of_its_own(limited: TestClient) -> None:
+    responses = [limited.post("/write") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert [r.headers["x-ratelimit-limit"] for r in responses] == ["2", "2", "2"]
+    assert responses[2].headers["content-type"] == "application/problem+json"
+    assert "retry-after" in responses[2].headers
+    # The default limit counted those requests too, in its own bucket.
+    assert limited.get("/nowhere").headers["x-ratelimit-remaining"] == "0"
+
+
+def test_route_limits_count_per_principal_when_there_is_one() -> None:
+    with TestClient(build(rate_limit_default="100/minute")) as client:
+        assert [client.get("/mine?user=ann").status_code for _ in range(3)] == [200, 200, 429]
+        assert client.get("/mine?user=bob").status_code == 200
+        assert client.get("/mine").status_code == 200  # no principal: the address
+
+
+def test_a_storage_failure_lets_requests_through_and_is_logged_once(
+    limited: TestClient, log_lines: LogLines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = limits_of(limited)
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise ConnectionError("storage down")
+
+    monkeypatch.setattr(limits.storage, "incr", broken)
+    responses = [limited.get("/nowhere") for _ in range(5)]
+    responses += [limited.post("/write") for _ in range(3)]
+    assert {r.status_code for r in responses} == {404, 200}
+    assert "x-ratelimit-limit" not in responses[0].headers
+    assert limits.skipped_checks == 11  # a write is checked twice: default and route limits
+    errors = [line for line in log_lines() if "unreachable" in line["message"]]
+    assert len(errors) == 1
+    assert "ConnectionError" in errors[0]["message"]
+
+    monkeypatch.undo()
+    limits.retry_at = 0.0  # the retry pause is over
+    assert limited.get("/nowhere").headers["x-ratelimit-remaining"] == "2"
+    assert any("is back" in line["message"] for line in log_lines())
+
+
+def test_failing_closed_answers_503_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    with TestClient(build(rate_limit_fail_open=False)) as client:
+        limits = limits_of(client)
+        incr = limits.storage.incr
+
+        def broken_for_writes(key: str, expiry: int, amount: int = 1) -> int:
+            if "rate_limit_write" in key:
+                raise TimeoutError
+            return incr(key, expiry, amount)
+
+        monkeypatch.setattr(limits.storage, "incr", broken_for_writes)
+        route = client.post("/write")  # the default limit passes, the route's fails
+        default = client.get("/nowhere")  # the storage is down now: no more tries for 1 s
+        assert client.get("/health/live").status_code == 200
+    for response in (route, default):
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+
+
+def test_slowapi_decorators_would_key_on_the_same_client(limited: TestClient) -> None:
+    limits = limits_of(limited)
+    scope = {"type": "http", "client": ("10.1.2.3", 1234), "headers": []}
+    assert limits.request_key(Request(scope)) == "10.1.2.3"
+    assert limited.app.state.limiter is limits.limiter  # type: ignore[attr-defined]
+
+
+def test_rate_limiting_can_be_turned_off() -> None:
+    with TestClient(build(rate_limit_enabled=False)) as client:
+        responses = [client.post("/write") for _ in range(5)]
+    assert {r.status_code for r in responses} == {200}
+    assert "x-ratelimit-limit" not in responses[-1].headers
+
+
+def test_limits_are_checked_when_the_settings_are_read() -> None:
+    with pytest.raises(ValidationError, match="rate_limit_write"):
+        Settings(_env_file=None, rate_limit_write="ten a minute")
+
+
+def test_a_route_limit_must_name_a_setting() -> None:
+    with pytest.raises(ValueError, match="no such setting"):
+        rate_limit("rate_limit_wirte")
+
+
+def test_memory_counters_restart_after_their_window_and_are_swept() -> None:
+    counters = MemoryCounters()
+    assert [counters.incr("a", 60), counters.incr("a", 60)] == [1, 2]
+    counters.expirations["a"] = 0.0  # the window is over
+    assert counters.incr("a", 60) == 1
+    counters.expirations["a"] = 0.0
+    counters.next_sweep = 0.0
+    counters.incr("b", 60)
+    assert "a" not in counters.storage
+    assert counters.get("b") == 1
+
+
+def test_several_workers_with_memory_counters_are_warned_about(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    create_app(Settings(_env_file=None, workers=2, rate_limit_storage_uri="memory://"))
+    assert "rate limits are per worker: 2 workers" in capsys.readouterr().out
