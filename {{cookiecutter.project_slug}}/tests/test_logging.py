@@ -2,7 +2,11 @@ import json
 import logging
 import sys
 
+import pytest
+
 from {{ cookiecutter.package_name }}.observability.logging import (
+    ACCESS_LOGGER,
+    BufferedHandler,
     DropUvicornTraceback,
     JsonFormatter,
     setup_logging,
@@ -49,15 +53,23 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
     assert "ValueError: broken" in entry["exception"]
 
 
-def test_uvicorn_access_lines_get_structured_fields() -> None:
-    args = ("127.0.0.1:5000", "GET", "/health/live", "1.1", 200)
-    entry = json.loads(
-        JsonFormatter().format(record("uvicorn.access", '%s - "%s %s HTTP/%s" %d', *args))
-    )
-    assert entry["method"] == "GET"
-    assert entry["path"] == "/health/live"
-    assert entry["status"] == 200
-    assert entry["client"] == "127.0.0.1:5000"
+def test_fields_named_like_secrets_are_redacted() -> None:
+    made = record("svc", "login", password="hunter2", api_key="k", user="ann")
+    entry = json.loads(JsonFormatter().format(made))
+    assert entry["password"] == entry["api_key"] == "[redacted]"
+    assert entry["user"] == "ann"
+
+
+def test_the_access_log_is_written_in_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = BufferedHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.emit(record("access", "request"))
+    assert capsys.readouterr().out == ""
+    handler.flush()
+    assert json.loads(capsys.readouterr().out)["message"] == "request"
+    for _ in range(256):
+        handler.emit(record("access", "request"))
+    assert len(capsys.readouterr().out.splitlines()) == 256
 
 
 def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
@@ -67,9 +79,12 @@ def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
     assert root.level == logging.WARNING
     assert len(root.handlers) == 1
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
-    access = logging.getLogger("uvicorn.access")
-    assert access.handlers == []
-    assert access.propagate
+    assert logging.getLogger("uvicorn.error").propagate
+    uvicorn_access = logging.getLogger("uvicorn.access")  # ours replaces it
+    assert uvicorn_access.handlers == []
+    assert not uvicorn_access.propagate
+    [buffered] = logging.getLogger(ACCESS_LOGGER).handlers
+    assert isinstance(buffered, BufferedHandler)
 
 
 def test_uvicorn_repeat_of_a_logged_traceback_is_dropped_unless_debugging() -> None:

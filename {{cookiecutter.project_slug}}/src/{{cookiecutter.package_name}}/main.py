@@ -11,7 +11,9 @@ from .api.router import include_api
 from .errors import PROBLEM_RESPONSES, install_error_handlers
 from .health import install_health
 from .observability.logging import setup_logging
+from .observability.middleware import install_observability
 from .observability.request_id import install_request_id
+from .observability.tracing import NATIVE_TELEMETRY_OFF
 from .security.cors import install_cors
 from .settings import Settings, get_settings
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=settings.debug,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -43,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware: the last installed runs first, so every response gets a request id.
     install_cors(app, settings)
     install_request_id(app)
+    install_observability(app, settings)
     include_api(app)
     return app
 

@@ -11,7 +11,7 @@ Defaults are safe for local development; in production the unsafe ones are refus
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
 
     # Health
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    # Observability: /metrics, tracing (also the standard OTEL_* variables), access log
+    metrics_token: SecretStr = SecretStr("")  # empty: /metrics is open
+    trace_sample_ratio: float = Field(default=0.1, ge=0, le=1)
+    trace_console: bool = False
+    access_log: bool = True
 
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
