@@ -120,9 +120,14 @@ def _ok(check: Callable[[], Any]) -> Any:
         return None
 
 
-def test_two_workers_count_every_request_exactly(installed: Baked) -> None:
-    settings = {f"{installed.package.upper()}_WORKERS": "2"}
-    with serving(installed.path, installed.package, settings) as service:
+def test_two_workers_count_every_request_exactly(installed: Baked, tmp_path: Path) -> None:
+    settings = {
+        f"{installed.package.upper()}_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    (tmp_path / "counter_1.db").write_bytes(b"stale, from an earlier run")
+    # Each worker imports the app after the parent starts: slow on a busy machine.
+    with serving(installed.path, installed.package, settings, timeout=120) as service:
         before = requests_total(httpx.get(f"{service.url}/metrics").text)
         served = 60
         for number in range(served):
@@ -130,6 +135,7 @@ def test_two_workers_count_every_request_exactly(installed: Baked) -> None:
         # Whichever worker answers the scrape, it adds up both workers' files.
         for _ in range(4):
             assert requests_total(httpx.get(f"{service.url}/metrics").text) == before + served
+        assert len(list(tmp_path.glob("counter_*.db"))) == 2  # one file per worker
 
 
 class Receiver(BaseHTTPRequestHandler):
