@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from {{ cookiecutter.package_name }}.observability.logging import (
-    ACCESS_LOGGER,
-    BufferedHandler,
+    AccessLog,
+    access_log,
     DropUvicornTraceback,
     JsonFormatter,
     setup_logging,
@@ -61,14 +61,23 @@ def test_fields_named_like_secrets_are_redacted() -> None:
 
 
 def test_the_access_log_is_written_in_blocks(capsys: pytest.CaptureFixture[str]) -> None:
-    handler = BufferedHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.emit(record("access", "request"))
+    log = AccessLog()
+    token = request_id_var.set("req-2")
+    try:
+        log.write("GET", "/items/{item_id}", 200, 0.01234, "10.0.0.1")
+    finally:
+        request_id_var.reset(token)
     assert capsys.readouterr().out == ""
-    handler.flush()
-    assert json.loads(capsys.readouterr().out)["message"] == "request"
+    log.flush()
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["logger"] == "access" and entry["request_id"] == "req-2"
+    assert (entry["route"], entry["status"], entry["duration_ms"]) == (
+        "/items/{item_id}",
+        200,
+        12.34,
+    )
     for _ in range(256):
-        handler.emit(record("access", "request"))
+        log.write("GET", None, 404, 0.001, None)
     assert len(capsys.readouterr().out.splitlines()) == 256
 
 
@@ -83,8 +92,10 @@ def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
     uvicorn_access = logging.getLogger("uvicorn.access")  # ours replaces it
     assert uvicorn_access.handlers == []
     assert not uvicorn_access.propagate
-    [buffered] = logging.getLogger(ACCESS_LOGGER).handlers
-    assert isinstance(buffered, BufferedHandler)
+    assert access_log.enabled
+    setup_logging(Settings(_env_file=None, access_log=False))
+    assert not access_log.enabled
+    setup_logging(Settings(_env_file=None))
 
 
 def test_uvicorn_repeat_of_a_logged_traceback_is_dropped_unless_debugging() -> None:

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability import metrics
-from {{ cookiecutter.package_name }}.observability.logging import ACCESS_LOGGER, JsonFormatter
+from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.observability.tracing import (
     TracedTransport,
     make_processors,
@@ -308,10 +308,17 @@ async def test_a_traced_transport_closes_its_inner_transport() -> None:
         assert (await client.get("http://upstream.test/")).status_code == 204
 
 
-def test_log_lines_and_the_access_line_carry_the_trace_ids(spans: InMemorySpanExporter) -> None:
+def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return [line for line in lines if line["logger"] == "access"]
+
+
+def test_log_lines_and_the_access_line_carry_the_trace_ids(
+    spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
     headers = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "x-request-id": "req-7"}
     app = build(spans)
-    with collected("probe") as app_lines, collected(ACCESS_LOGGER) as access_lines:
+    with collected("probe") as app_lines:
         with served(app) as client:
             client.get("/probe/items/3", headers=headers)
             client.get("/health/live")
@@ -320,7 +327,7 @@ def test_log_lines_and_the_access_line_carry_the_trace_ids(spans: InMemorySpanEx
     assert inside["trace_id"] == TRACE_ID
     assert inside["span_id"] == f"{span.context.span_id:016x}"
     assert inside["request_id"] == "req-7"
-    [access] = access_lines
+    [access] = access_lines(capsys)
     assert access["trace_id"] == TRACE_ID
     assert access["request_id"] == "req-7"
     assert access["route"] == "/probe/items/{item_id}"
@@ -328,11 +335,10 @@ def test_log_lines_and_the_access_line_carry_the_trace_ids(spans: InMemorySpanEx
     assert access["duration_ms"] >= 0 and access["client"] == "testclient"
 
 
-def test_the_access_log_can_be_turned_off() -> None:
-    app = build(access_log=False)
-    with collected(ACCESS_LOGGER) as access_lines, served(app) as client:
+def test_the_access_log_can_be_turned_off(capsys: pytest.CaptureFixture[str]) -> None:
+    with served(build(access_log=False)) as client:
         client.get("/probe/items/3")
-    assert access_lines == []
+    assert access_lines(capsys) == []
 
 
 def test_spans_and_access_lines_are_flushed_at_shutdown(

@@ -7,9 +7,9 @@ are grouped as "none") and status class. prometheus-fastapi-instrumentator serve
 matches every route a second time and builds a Response per request (+23 to +53 µs a request
 in our measurements, against about +5 µs here).
 
-Several workers: `python -m {{ cookiecutter.package_name }}` with WORKERS > 1 points every worker
-at one PROMETHEUS_MULTIPROC_DIR (emptied at start) and /metrics adds their files up, so the
-counters equal the requests served by all workers. Process metrics (CPU, memory, fds) are
+Several workers: `python -m <package>` with WORKERS > 1 points every worker at one
+PROMETHEUS_MULTIPROC_DIR (emptied at start) and /metrics adds their files up, so the counters
+equal the requests served by all workers. Process metrics (CPU, memory, fds) are
 exported with one worker only: prometheus_client cannot aggregate them across processes.
 """
 

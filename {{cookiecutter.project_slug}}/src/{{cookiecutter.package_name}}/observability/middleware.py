@@ -7,7 +7,6 @@
 import asyncio
 import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator
 from time import perf_counter
 from typing import Any
@@ -18,11 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..health import router as health_router
 from ..settings import Settings
-from .logging import ACCESS_LOGGER, flush_access_log
+from .logging import access_log
 from .metrics import METRICS_PATH, RequestMetrics, install_metrics
 from .tracing import Tracing, end_span
 
-access_logger = logging.getLogger(ACCESS_LOGGER)
 PROBES = [route.path for route in health_router.routes if isinstance(route, APIRoute)]
 UNOBSERVED_PATHS = frozenset({METRICS_PATH, *PROBES})
 
@@ -67,18 +65,9 @@ class ObservabilityMiddleware:
             self.metrics.record(method, route, status, seconds)
             if span is not None:
                 end_span(span, method, route, status)
-            if access_logger.isEnabledFor(logging.INFO):
+            if access_log.enabled:
                 client = scope.get("client")
-                access_logger.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 2),
-                        "client": client[0] if client else None,
-                    },
-                )
+                access_log.write(method, route, status, seconds, client[0] if client else None)
 
     def endpoint_path(self, scope: Scope) -> str | None:
         endpoint = scope.get("endpoint")
@@ -95,7 +84,7 @@ class ObservabilityMiddleware:
 async def flush_every_second() -> None:
     while True:
         await asyncio.sleep(1)
-        flush_access_log()
+        access_log.flush()
 
 
 def install_observability(app: FastAPI, settings: Settings) -> None:
@@ -112,7 +101,7 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
         gc.freeze()
         yield
         flusher.cancel()
-        flush_access_log()
+        access_log.flush()
         tracing.shutdown()
 
     install_metrics(app, settings)
