@@ -31,7 +31,9 @@ def free_port() -> int:
         return port
 
 
-def start_service(project: Path, package: str, settings: dict[str, str] | None = None) -> Service:
+def start_service(
+    project: Path, package: str, settings: dict[str, str] | None = None, timeout: float = 30
+) -> Service:
     """Start `python -m <package>`; `settings` are extra environment variables (prefix included)."""
     port = free_port()
     prefix = package.upper()
@@ -46,7 +48,7 @@ def start_service(project: Path, package: str, settings: dict[str, str] | None =
         text=True,
     )
     service = Service(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
             httpx.get(f"{service.url}/health/live", timeout=1)
@@ -57,9 +59,9 @@ def start_service(project: Path, package: str, settings: dict[str, str] | None =
 
 
 def running(
-    project: Path, package: str, settings: dict[str, str] | None = None
+    project: Path, package: str, settings: dict[str, str] | None = None, timeout: float = 30
 ) -> Iterator[Service]:
-    service = start_service(project, package, settings)
+    service = start_service(project, package, settings, timeout)
     try:
         yield service
     finally:

@@ -138,4 +138,4 @@ def test_the_service_logs_json_and_stops_cleanly_on_sigterm(service: Service) ->
     entries = [json.loads(line) for line in output.splitlines()]
     messages = [entry["message"] for entry in entries]
     assert "Application shutdown complete." in messages
-    assert any(entry.get("logger") == "uvicorn.access" for entry in entries)
+    assert any(entry.get("logger") == "access" for entry in entries)  # flushed at shutdown

@@ -2,7 +2,11 @@ import json
 import logging
 import sys
 
+import pytest
+
 from {{ cookiecutter.package_name }}.observability.logging import (
+    AccessLog,
+    access_log,
     DropUvicornTraceback,
     JsonFormatter,
     setup_logging,
@@ -49,15 +53,32 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
     assert "ValueError: broken" in entry["exception"]
 
 
-def test_uvicorn_access_lines_get_structured_fields() -> None:
-    args = ("127.0.0.1:5000", "GET", "/health/live", "1.1", 200)
-    entry = json.loads(
-        JsonFormatter().format(record("uvicorn.access", '%s - "%s %s HTTP/%s" %d', *args))
+def test_fields_named_like_secrets_are_redacted() -> None:
+    made = record("svc", "login", password="hunter2", api_key="k", user="ann")
+    entry = json.loads(JsonFormatter().format(made))
+    assert entry["password"] == entry["api_key"] == "[redacted]"
+    assert entry["user"] == "ann"
+
+
+def test_the_access_log_is_written_in_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    log = AccessLog()
+    token = request_id_var.set("req-2")
+    try:
+        log.write("GET", "/items/{item_id}", 200, 0.01234, "10.0.0.1")
+    finally:
+        request_id_var.reset(token)
+    assert capsys.readouterr().out == ""
+    log.flush()
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["logger"] == "access" and entry["request_id"] == "req-2"
+    assert (entry["route"], entry["status"], entry["duration_ms"]) == (
+        "/items/{item_id}",
+        200,
+        12.34,
     )
-    assert entry["method"] == "GET"
-    assert entry["path"] == "/health/live"
-    assert entry["status"] == 200
-    assert entry["client"] == "127.0.0.1:5000"
+    for _ in range(256):
+        log.write("GET", None, 404, 0.001, None)
+    assert len(capsys.readouterr().out.splitlines()) == 256
 
 
 def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
@@ -67,9 +88,14 @@ def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
     assert root.level == logging.WARNING
     assert len(root.handlers) == 1
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
-    access = logging.getLogger("uvicorn.access")
-    assert access.handlers == []
-    assert access.propagate
+    assert logging.getLogger("uvicorn.error").propagate
+    uvicorn_access = logging.getLogger("uvicorn.access")  # ours replaces it
+    assert uvicorn_access.handlers == []
+    assert not uvicorn_access.propagate
+    assert access_log.enabled
+    setup_logging(Settings(_env_file=None, access_log=False))
+    assert not access_log.enabled
+    setup_logging(Settings(_env_file=None))
 
 
 def test_uvicorn_repeat_of_a_logged_traceback_is_dropped_unless_debugging() -> None:

@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +38,9 @@ def test_the_openapi_document_lists_the_health_routes(client: TestClient) -> Non
 
 
 def test_python_dash_m_starts_uvicorn_with_production_flags(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # workers=2 below
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append((a, kw)))
     monkeypatch.setattr(
@@ -55,6 +57,7 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
     assert kwargs["proxy_headers"] is True
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.5/32"]
     assert kwargs["log_config"] is None
+    assert kwargs["access_log"] is False
 
 
 def test_without_trusted_proxies_forwarded_headers_are_ignored(

@@ -28,12 +28,14 @@ def test_the_server_answers_errors_as_problems(server: Server) -> None:
 
 
 def test_every_log_line_is_json_and_access_lines_carry_the_request_id(server: Server) -> None:
-    httpx2.get(f"{server.url}/health/live", headers={"X-Request-ID": "server-log-1"})
+    httpx2.get(f"{server.url}/openapi.json", headers={"X-Request-ID": "server-log-1"})
     entries = server.entries(until=lambda e: e.get("request_id") == "server-log-1")
     assert any(e["logger"] == "uvicorn.error" for e in entries)
     access = [e for e in entries if e.get("request_id") == "server-log-1"]
-    assert access and access[0]["logger"] == "uvicorn.access"
+    assert access and access[0]["logger"] == "access"  # flushed within a second
     assert access[0]["status"] == 200
+    assert access[0]["route"] == "/openapi.json"
+    assert not any(e["logger"] == "uvicorn.access" for e in entries)
 
 
 def test_the_server_stops_gracefully_on_sigterm() -> None:

@@ -1,17 +1,20 @@
 """Production entry point: `python -m <package>`, or the console script named after the project.
 
 Starts uvicorn from the settings (host, port, workers, trusted proxies) with production flags.
+With several workers, their metrics are gathered in PROMETHEUS_MULTIPROC_DIR (see metrics.py).
 """
 
 import uvicorn
 
 from .observability.logging import setup_logging
+from .observability.metrics import prepare_multiprocess_dir
 from .settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    prepare_multiprocess_dir(settings)  # before the workers start
     uvicorn.run(
         "{{ cookiecutter.package_name }}.main:app",
         host=settings.host,
@@ -19,6 +22,7 @@ def main() -> None:
         workers=settings.workers,
         log_config=None,  # our JSON logging, set up above and in each worker
         server_header=False,
+        access_log=False,  # ours has the route, duration and trace id (observability/)
         # Believe X-Forwarded-* only from the proxies we were told about, never by default.
         proxy_headers=bool(settings.trusted_proxies),
         # The same list and walk as security/client.py, so both name the same client.

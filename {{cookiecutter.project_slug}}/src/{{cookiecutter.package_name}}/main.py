@@ -11,7 +11,9 @@ from .api.router import include_api
 from .errors import PROBLEM_RESPONSES, install_error_handlers
 from .health import install_health
 from .observability.logging import setup_logging
+from .observability.middleware import install_observability
 from .observability.request_id import install_request_id
+from .observability.tracing import NATIVE_TELEMETRY_OFF
 from .resilience import install_resilience
 from .security import install_security
 from .security.docs import BUILT_IN_DOCS_OFF
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
         **BUILT_IN_DOCS_OFF,
+        telemetry=NATIVE_TELEMETRY_OFF,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -55,10 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- elif cookiecutter.auth == "jwt" %}
     install_tokens(app, settings)
 {%- endif %}
-    # Middleware: the last installed runs first, so every response gets a request id.
-    install_rate_limiting(app, settings)  # inside the edge: a 429 gets the security headers
-    install_security(app, settings)
+    # Middleware, innermost first: the last installed sees the request first.
+    install_rate_limiting(app, settings)  # inside the edge, so a 429 gets its headers
+    install_security(app, settings)  # Host check, body limit, security headers, CORS, gzip
     install_request_id(app)
+    install_observability(app, settings)  # outermost: times, counts and logs every answer
     include_api(app)
     return app
 

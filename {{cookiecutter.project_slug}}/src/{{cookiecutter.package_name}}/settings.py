@@ -131,6 +131,13 @@ class Settings(BaseSettings):
 {%- endif %}
     rate_limit_fail_open: bool = True  # storage down: serve unchecked (true) or 503 (false)
 
+    # Observability: /metrics, tracing (also the standard OTEL_* variables), access log
+    metrics_token: SecretStr = SecretStr("")  # empty: /metrics is open
+    trace_sample_ratio: float = Field(default=0.1, ge=0, le=1)
+    trace_console: bool = False
+    access_log: bool = True
+
+
     @field_validator("trusted_proxies", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:

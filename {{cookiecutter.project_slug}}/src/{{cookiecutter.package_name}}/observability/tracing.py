@@ -1,0 +1,196 @@
+"""OpenTelemetry tracing: one server span per sampled request, named by its route template.
+
+Configured by the standard variables: OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) turns
+on OTLP/HTTP export; OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG replace the default sampler
+(parent-based, TRACE_SAMPLE_RATIO of new traces); OTEL_SDK_DISABLED=true turns tracing off;
+OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT... are read by the exporter. TRACE_CONSOLE=true prints
+spans for development. With no exporter nothing is traced at all.
+
+Cost: the sampling decision comes first, so an unsampled request creates no span and touches
+no OpenTelemetry context. FastAPI's built-in tracing (three more spans per request) is turned
+off in main.py. The provider is built in the lifespan: once per worker, after any fork.
+"""
+
+import os
+from typing import Any
+
+import httpx2
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from starlette.types import Scope
+
+from .. import __version__
+from ..settings import Settings
+
+# FastAPI 0.165 traces by itself once an SDK provider is installed; this span is enough.
+NATIVE_TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False}
+EMPTY_CONTEXT = context.Context()
+W3C = TraceContextTextMapPropagator()
+TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+class PresetTraceIds(RandomIdGenerator):
+    """The middleware draws a new trace's id to decide on sampling; the SDK then uses that id,
+    so its own sampler (deterministic on the id) reaches the same decision."""
+
+    next_trace_id = 0
+
+    def draw(self) -> int:
+        return super().generate_trace_id()
+
+    def generate_trace_id(self) -> int:
+        trace_id, self.next_trace_id = self.next_trace_id, 0
+        return trace_id or self.draw()
+
+
+def exporting(settings: Settings) -> bool:
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    return bool(endpoint) and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+
+
+def make_processors(settings: Settings) -> list[SpanProcessor]:
+    processors: list[SpanProcessor] = []
+    if exporting(settings):
+        # Imported here: the exporter pulls in protobuf and requests, unused without it.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+    if settings.trace_console:
+        processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
+    return processors
+
+
+class Tracing:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        self.extra_processors: list[SpanProcessor] = []  # tests add an in-memory exporter
+        self.ids = PresetTraceIds()
+        self.provider: TracerProvider | None = None
+        self.tracer: trace.Tracer | None = None
+        self.sampler: Sampler | None = None
+
+    def start(self) -> None:
+        """In the lifespan startup: the provider, its exporters and their threads."""
+        processors = [] if self.disabled else make_processors(self.settings)
+        processors += self.extra_processors
+        if not processors:
+            return
+        settings = self.settings
+        resource = Resource.create(
+            {
+                "service.name": settings.service_name,
+                "service.version": __version__,
+                "deployment.environment": settings.environment,
+            }
+        )
+        # No sampler given: the SDK reads OTEL_TRACES_SAMPLER itself.
+        default = ParentBasedTraceIdRatio(settings.trace_sample_ratio)
+        sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else default
+        provider = TracerProvider(
+            sampler=sampler, resource=resource, id_generator=self.ids, shutdown_on_exit=False
+        )
+        for processor in processors:
+            provider.add_span_processor(processor)
+        # Global, so spans started anywhere (trace_http_client, your code) join the trace;
+        # OpenTelemetry allows one global per process, later calls only warn.
+        trace.set_tracer_provider(provider)
+        self.provider, self.sampler = provider, provider.sampler
+        self.tracer = provider.get_tracer(__name__, __version__)
+
+    def shutdown(self) -> None:
+        """In the lifespan shutdown: exports what is buffered (atexit never runs under uvicorn)."""
+        if self.provider is not None:
+            self.provider.shutdown()
+            self.provider = self.tracer = None
+
+    def start_span(self, scope: Scope) -> Span | None:
+        """The request's server span, made current; None (and nothing done) when unsampled."""
+        tracer, sampler = self.tracer, self.sampler
+        if tracer is None or sampler is None:
+            return None
+        incoming = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if name in TRACE_HEADERS
+        ]
+        parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
+        parent_span = trace.get_current_span(parent).get_span_context()
+        trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
+        method = scope["method"]
+        decision = sampler.should_sample(parent, trace_id, method, SpanKind.SERVER)
+        if decision.decision is not Decision.RECORD_AND_SAMPLE:
+            return None
+        self.ids.next_trace_id = 0 if parent_span.is_valid else trace_id
+        attributes = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        span = tracer.start_span(method, parent, SpanKind.SERVER, attributes)
+        # Not detached afterwards, like the request id: the 500 handler runs outside the
+        # middleware and logs with the trace id; each request runs in its own task.
+        context.attach(trace.set_span_in_context(span, parent))
+        return span
+
+
+def end_span(span: Span, method: str, route: str | None, status: int) -> None:
+    if route is not None:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(StatusCode.ERROR)
+    span.end()
+
+
+class TracedTransport(httpx2.AsyncBaseTransport):
+    """Outbound requests in a sampled request get a client span and a W3C traceparent."""
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if not trace.get_current_span().is_recording():
+            return await self.transport.handle_async_request(request)
+        url = request.url
+        attributes: dict[str, str | int] = {
+            "http.request.method": request.method,
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "url.full": f"{url.scheme}://{url.netloc.decode()}{url.path}",  # no query: secrets
+        }
+        tracer = trace.get_tracer(__name__, __version__)
+        with tracer.start_as_current_span(request.method, kind=SpanKind.CLIENT) as span:
+            span.set_attributes(attributes)
+            W3C.inject(request.headers)
+            response = await self.transport.handle_async_request(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(StatusCode.ERROR)
+            return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def trace_http_client(client: httpx2.AsyncClient) -> httpx2.AsyncClient:
+    """Trace `client`'s calls (its default transport); returns the same client.
+
+    Building a client yourself: `httpx2.AsyncClient(transport=TracedTransport(...))`.
+    """
+    client._transport = TracedTransport(client._transport)
+    return client
