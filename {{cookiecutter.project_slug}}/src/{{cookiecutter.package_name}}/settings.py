@@ -137,7 +137,6 @@ class Settings(BaseSettings):
     trace_console: bool = False
     access_log: bool = True
 
-
     @field_validator("trusted_proxies", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
