@@ -23,12 +23,20 @@ from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 {%- if cookiecutter.auth != "none" %}
 
-from .credentials import AUTH_SETTINGS, SERVER_ENV, auth_headers
+from .credentials import AUTH_SETTINGS, PRODUCTION_SETTINGS, SERVER_ENV, auth_headers
 {%- endif %}
 
 from .upstream import FakeUpstream, serving
 
 LogLines = Callable[[], list[dict[str, Any]]]
+{%- if cookiecutter.auth == "none" %}
+PRODUCTION_SETTINGS: dict[str, Any] = {}
+{%- endif %}
+
+
+def production_settings(**overrides: Any) -> dict[str, Any]:
+    """Values for Settings in production: what it requires on top of the defaults, and yours."""
+    return {**PRODUCTION_SETTINGS, "environment": "production", **overrides}
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ TEST_DIGESTS = {"tests": hash_api_key(TEST_API_KEY)}
 # Settings of the test app, and environment of the real test server.
 AUTH_SETTINGS: dict[str, Any] = {"api_key_digests": TEST_DIGESTS}
 SERVER_ENV = {f"{ENV_PREFIX}API_KEY_DIGESTS": f"tests:{TEST_DIGESTS['tests']}"}
+# What production needs on top of the defaults to start: a key.
+PRODUCTION_SETTINGS: dict[str, Any] = AUTH_SETTINGS
 
 
 def auth_headers(settings: Settings) -> dict[str, str]:
@@ -24,6 +26,8 @@ from {{ cookiecutter.package_name }}.settings import Settings
 # The default (development) secret signs the tests' tokens: nothing to configure.
 AUTH_SETTINGS: dict[str, Any] = {}
 SERVER_ENV: dict[str, str] = {}
+# What production needs on top of the defaults to start: a secret of its own.
+PRODUCTION_SETTINGS: dict[str, Any] = {"jwt_secret": "production-secret-of-the-tests-0123456"}
 
 
 def auth_headers(settings: Settings) -> dict[str, str]:

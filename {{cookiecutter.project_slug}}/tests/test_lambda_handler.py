@@ -7,6 +7,10 @@ import pytest
 
 from {{ cookiecutter.package_name }}.lambda_handler import handler
 
+# In the default ALLOWED_HOSTS. On AWS, list the API's domain there
+# (e.g. abc123.execute-api.eu-west-1.amazonaws.com): any other Host gets a 400.
+HOST = "localhost"
+
 
 class Context:
     """The parts of the Lambda context object that Mangum may read."""
@@ -15,13 +19,13 @@ class Context:
     aws_request_id = "lambda-test-1"
 
 
-def http_api_event(path: str) -> dict[str, Any]:
+def http_api_event(path: str, host: str = HOST) -> dict[str, Any]:
     return {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
         "rawQueryString": "",
-        "headers": {"host": "api.example.com", "x-request-id": "lambda-v2"},
+        "headers": {"host": host, "x-request-id": "lambda-v2"},
         "requestContext": {
             "stage": "$default",
             "http": {
@@ -40,8 +44,8 @@ def rest_api_event(path: str) -> dict[str, Any]:
         "resource": "/{proxy+}",
         "path": path,
         "httpMethod": "GET",
-        "headers": {"Host": "api.example.com", "X-Request-ID": "lambda-v1"},
-        "multiValueHeaders": {"Host": ["api.example.com"], "X-Request-ID": ["lambda-v1"]},
+        "headers": {"Host": HOST, "X-Request-ID": "lambda-v1"},
+        "multiValueHeaders": {"Host": [HOST], "X-Request-ID": ["lambda-v1"]},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
         "requestContext": {"stage": "prod", "identity": {"sourceIp": "203.0.113.9"}},
@@ -70,3 +74,12 @@ def test_an_unknown_path_is_a_problem_not_a_crash() -> None:
     assert response["statusCode"] == 404
     headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
     assert headers["content-type"] == "application/problem+json"
+    assert not response["isBase64Encoded"]
+    assert json.loads(response["body"])["status"] == 404
+
+
+def test_a_host_outside_the_allowed_hosts_is_refused() -> None:
+    event = http_api_event("/api/v1/no/such/route", host="abc123.execute-api.example.com")
+    response = handler(event, Context())  # type: ignore[arg-type]
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["title"] == "Bad Request"

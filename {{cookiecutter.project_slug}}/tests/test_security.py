@@ -15,6 +15,8 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.security.edge import HostRule
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .conftest import production_settings
+
 API_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
     "x-content-type-options": "nosniff",
@@ -70,6 +72,8 @@ def with_test_routes(app: FastAPI) -> FastAPI:
 
 
 def client_for(**settings: Any) -> TestClient:
+    if settings.get("environment") == "production":
+        settings = production_settings(**settings)
     app = with_test_routes(create_app(Settings(_env_file=None, **settings)))
     return TestClient(app, raise_server_exceptions=False)
 

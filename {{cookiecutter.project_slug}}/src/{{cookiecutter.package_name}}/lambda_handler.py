@@ -6,7 +6,11 @@ environment variables, as in a container.
 """
 
 from mangum import Mangum
+from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
 from .main import app
 
-handler = Mangum(app, lifespan="auto")
+# Our errors are application/problem+json: send them as text, not base64.
+handler = Mangum(
+    app, lifespan="auto", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"]
+)

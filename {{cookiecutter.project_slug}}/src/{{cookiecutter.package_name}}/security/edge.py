@@ -82,7 +82,12 @@ class EdgeMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
+                own = message.get("headers", ())
+                extra = headers
+                if any(name == b"cache-control" for name, _ in own):
+                    # A route that chose its own caching keeps it (no duplicate header).
+                    extra = [h for h in headers if h[0] != b"cache-control"]
+                message["headers"] = [*own, *extra]
             await send(message)
 
         length = b""
