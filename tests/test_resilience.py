@@ -15,6 +15,7 @@ import pytest
 
 from .conftest import Baked
 from .served import Service, free_port, running
+from .test_observability import PARENT_ID, TRACE_ID, receiver  # noqa: F401 (a fixture)
 
 URL = "/api/v1/characters"
 
@@ -132,3 +133,35 @@ def test_an_unreachable_upstream_is_a_503_with_retry_after_then_the_breaker_open
         assert int(response.headers["retry-after"]) >= 1
     assert "circuit breaker is open" in responses[2].json()["detail"]
     assert ready["checks"]["characters_breaker"]["state"] == "open"
+
+
+def test_an_outbound_call_is_a_child_span_and_carries_the_trace(
+    installed: Baked, upstream: Any, fake: ModuleType, receiver: tuple[str, list[Any]]
+) -> None:
+    endpoint, spans = receiver
+    upstream.default = fake.Reply(body=character)
+    upstream.traceparents.clear()
+    settings = {**quick_settings(installed, upstream.url), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"  # sampled by the caller
+    for service in running(installed.path, installed.package, settings):
+        response = httpx.get(f"{service.url}{URL}/7", headers={"traceparent": traceparent})
+        assert response.status_code == 200
+        service.stop()  # spans are flushed at shutdown
+    server = next(span for span in spans if span.kind == span.SPAN_KIND_SERVER)
+    client = next(span for span in spans if span.kind == span.SPAN_KIND_CLIENT)
+    assert server.trace_id.hex() == client.trace_id.hex() == TRACE_ID
+    assert client.parent_span_id == server.span_id
+    [sent] = upstream.traceparents
+    assert sent == f"00-{TRACE_ID}-{client.span_id.hex()}-01"
+
+
+def test_retries_and_breaker_changes_are_counted_in_the_metrics(
+    installed: Baked, fake: ModuleType
+) -> None:
+    settings = quick_settings(installed, f"http://127.0.0.1:{free_port()}")  # nobody listens
+    settings[f"{installed.package.upper()}_UPSTREAM_BREAKER_THRESHOLD"] = "1"
+    for service in running(installed.path, installed.package, settings):
+        assert httpx.get(f"{service.url}{URL}/1").status_code == 503
+        metrics = httpx.get(f"{service.url}/metrics").text
+    assert 'upstream_retries_total{upstream="characters"} 2.0' in metrics  # 3 attempts
+    assert 'upstream_circuit_breaker_state{upstream="characters"} 2.0' in metrics  # open

@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.main import create_app
@@ -61,6 +62,16 @@ def test_every_route_has_the_default_limit_with_its_headers(limited: TestClient)
     assert {r.headers["x-ratelimit-limit"] for r in responses} == {"3"}
     assert int(responses[0].headers["x-ratelimit-reset"]) > 0
     assert "retry-after" not in responses[0].headers
+
+
+def test_every_429_is_counted_in_the_metrics(limited: TestClient) -> None:
+    def refused() -> float:
+        return REGISTRY.get_sample_value("http_rate_limited_total", {"limit": "default"}) or 0.0
+
+    before = refused()
+    statuses = [limited.get("/nothing/here").status_code for _ in range(4)]
+    assert statuses.count(429) == 1
+    assert refused() == before + 1
 
 
 def test_the_429_is_a_problem_with_retry_after(limited: TestClient) -> None:

@@ -7,6 +7,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.resilience import (
     LastKnownGood,
@@ -24,6 +25,7 @@ from {{ cookiecutter.package_name }}.resilience.errors import (
     UpstreamUnavailable,
 )
 
+from {{ cookiecutter.package_name }}.resilience import events as resilience_events
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .resilience_helpers import connected, events, quick_policy
@@ -137,3 +139,19 @@ def test_upstream_failures_are_problems_never_500(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers.get("retry-after") == retry_after
     assert response.json()["detail"] == error.detail
+
+
+def test_every_resilience_event_updates_its_metric() -> None:
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"upstream": "ledger"}) or 0.0
+
+    retries = value("upstream_retries_total")
+    rejections = value("upstream_bulkhead_rejections_total")
+    resilience_events.retry_scheduled("ledger", 1, 0.1, "503")
+    resilience_events.bulkhead_rejected("ledger", 4)
+    resilience_events.breaker_changed("ledger", "open")
+    assert value("upstream_retries_total") == retries + 1
+    assert value("upstream_bulkhead_rejections_total") == rejections + 1
+    assert value("upstream_circuit_breaker_state") == 2  # open
+    resilience_events.breaker_changed("ledger", "closed")
+    assert value("upstream_circuit_breaker_state") == 0

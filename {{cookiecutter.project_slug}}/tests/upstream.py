@@ -33,6 +33,7 @@ class FakeUpstream:
     default: Reply = field(default_factory=Reply)  # once the script is used up
     script: deque[Reply] = field(default_factory=deque)
     hits: list[str] = field(default_factory=list)  # "GET /path", one per request received
+    traceparents: list[str | None] = field(default_factory=list)  # the W3C header of each
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def then(self, *replies: Reply) -> None:
@@ -51,6 +52,7 @@ def handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
 
         def answer(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
+            upstream.traceparents.append(self.headers.get("traceparent"))
             reply = upstream.next_reply(self.command, self.path)
             time.sleep(reply.delay)
             if reply.close:

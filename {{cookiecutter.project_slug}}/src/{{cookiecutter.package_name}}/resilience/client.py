@@ -11,6 +11,7 @@ import httpx2
 from fastapi import FastAPI
 
 from ..health import register_check
+from ..observability.tracing import TracedTransport
 from .breaker import Breaker
 from .bulkhead import Bulkhead
 from .errors import UpstreamError, UpstreamNotFound, UpstreamUnavailable
@@ -29,14 +30,18 @@ TRANSIENT_TRANSPORT_ERRORS = (
 
 def create_http_client(policy: UpstreamPolicy) -> httpx2.AsyncClient:
     """The one place an upstream's HTTP client is made: one pool per upstream, sized to its
-    bulkhead so that a call holding a slot never waits for a connection."""
-    return httpx2.AsyncClient(
-        base_url=policy.base_url,
-        timeout=httpx2.Timeout(policy.attempt_timeout, connect=policy.connect_timeout),
+    bulkhead so that a call holding a slot never waits for a connection; calls made inside a
+    sampled request get a client span and pass the trace on (traceparent)."""
+    pool = httpx2.AsyncHTTPTransport(
         limits=httpx2.Limits(
             max_connections=policy.max_concurrency,
             max_keepalive_connections=policy.max_concurrency,
-        ),
+        )
+    )
+    return httpx2.AsyncClient(
+        base_url=policy.base_url,
+        timeout=httpx2.Timeout(policy.attempt_timeout, connect=policy.connect_timeout),
+        transport=TracedTransport(pool),
     )
 
 

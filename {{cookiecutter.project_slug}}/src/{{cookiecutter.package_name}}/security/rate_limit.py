@@ -22,6 +22,7 @@ from limits.storage import MemoryStorage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import Problem, problem
+from ..observability.metrics import record_rate_limited
 from ..settings import Settings
 from .client import TrustedProxies, client_address
 from .counters import build_limiter
@@ -152,6 +153,7 @@ class RateLimitMiddleware:
             return
         if not verdict.allowed:
             detail = too_many(verdict, self.item)
+            record_rate_limited("default")
             response = problem(Request(scope), 429, detail, headers=verdict.headers())
             await response(scope, receive, send)
             return
@@ -194,6 +196,7 @@ def rate_limit(setting: str) -> Callable[[Request, Response], Awaitable[None]]:
             return
         setattr(request.state, ROUTE_LIMITED, True)
         if not verdict.allowed:
+            record_rate_limited(setting)
             raise HTTPException(429, too_many(verdict, item), headers=verdict.headers())
         response.headers.update(verdict.headers())
 
