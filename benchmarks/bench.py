@@ -2,9 +2,14 @@
 
 Bakes the default service, installs it, and serves in one run, each with the same uvicorn flags
 from the baked project's own environment:
-  service  the service in its production configuration (MY_SERVICE_ENVIRONMENT=production,
-           JSON logs and access log at INFO, request ids, problem errors)
-  bare     a bare FastAPI app with the same route and response (benchmarks/bare_app.py)
+  service         (a) the production configuration with every feature on: security edge and
+                  headers, CORS, gzip, rate limiting (a limit too high to trigger), request ids,
+                  metrics, the JSON access log, tracing at the default sampling (0.1) exporting
+                  over OTLP/HTTP to a sink that accepts and drops the spans (otlp_sink.py)
+  service-trace-1 (b) the same with every request traced (TRACE_SAMPLE_RATIO=1.0)
+  bare            (c) a bare FastAPI app with the same route and response (bare_app.py)
+With --layers, also the service without one layer at a time (tracing, access log, rate limit,
+metrics are on in all of them): what each layer costs.
 Load comes from wrk in a separate process (one thread, 64 connections), the server pinned to
 CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order, then medians.
 Also: cold start (process start to first 200) and idle RSS, and 2 workers against 1.
@@ -53,12 +58,19 @@ def bake(build: Path) -> Path:
 
 
 def start(project: Path, variant: Variant, port: int) -> subprocess.Popen[bytes]:
-    command = [str(project / ".venv/bin/python"), "-m", "uvicorn", variant.app,
-               "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(variant.workers), "--no-server-header", *variant.flags]  # fmt: skip
+    """The service starts the production way (`python -m my_service`, its settings from the
+    environment); the bare app with uvicorn's command line and the same flags."""
+    env = {**os.environ, **variant.env}
+    if variant.app == "-m":
+        command = [str(project / ".venv/bin/python"), "-m", "my_service"]
+        env |= {"MY_SERVICE_HOST": "127.0.0.1", "MY_SERVICE_PORT": str(port),
+                "MY_SERVICE_WORKERS": str(variant.workers)}  # fmt: skip
+    else:
+        command = [str(project / ".venv/bin/python"), "-m", "uvicorn", variant.app,
+                   "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(variant.workers), "--no-server-header", *variant.flags]  # fmt: skip
     if variant.cpu is not None:
         command = ["taskset", "-c", variant.cpu, *command]
-    env = {**os.environ, **variant.env}
     return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 
@@ -158,17 +170,43 @@ def main() -> None:
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--layers", action="store_true", help="also each layer turned off")
     args = parser.parse_args()
 
     project = bake(args.build)
-    production = {"MY_SERVICE_ENVIRONMENT": "production", "MY_SERVICE_LOG_LEVEL": "INFO"}
-    # Bare means nothing added: no access log either. The service keeps its production access
-    # log (uvicorn's, in JSON) because that is what it serves with.
+    sink = subprocess.Popen(["taskset", "-c", "1", str(project / ".venv/bin/python"),
+                             str(HERE / "otlp_sink.py"), str(SINK_PORT)])  # fmt: skip
+    try:
+        run_all(project, args)
+    finally:
+        sink.terminate()
+
+
+SINK_PORT = 18150
+PRODUCTION = {
+    "MY_SERVICE_ENVIRONMENT": "production",
+    "MY_SERVICE_LOG_LEVEL": "INFO",
+    "MY_SERVICE_CORS_ORIGINS": "https://app.example.com",
+    "MY_SERVICE_RATE_LIMIT_DEFAULT": "100000000/minute",  # counted, never refused
+    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{SINK_PORT}",
+}
+LAYERS = {  # each turns one layer off
+    "without-tracing": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+    "without-access-log": {"MY_SERVICE_ACCESS_LOG": "false"},
+    "without-rate-limit": {"MY_SERVICE_RATE_LIMIT_ENABLED": "false"},
+}
+
+
+def run_all(project: Path, args: argparse.Namespace) -> None:
+    # Bare means nothing added: no access log either.
     bare = Variant("bare", "bare_app:app", flags=("--no-access-log",))
-    service = Variant("service", "my_service.main:app", production)
-    pinned = [bare, service]
-    workers = [Variant("service-1-worker", service.app, production, 1, None),
-               Variant("service-2-workers", service.app, production, 2, None)]  # fmt: skip
+    service = Variant("service", "-m", PRODUCTION)
+    traced = Variant("service-trace-1", service.app, {**PRODUCTION, "MY_SERVICE_TRACE_SAMPLE_RATIO": "1.0"})
+    pinned = [bare, service, traced]
+    if args.layers:
+        pinned += [Variant(f"service-{name}", service.app, {**PRODUCTION, **env}) for name, env in LAYERS.items()]
+    workers = [Variant("service-1-worker", service.app, PRODUCTION, 1, None),
+               Variant("service-2-workers", service.app, PRODUCTION, 2, None)]  # fmt: skip
 
     medians = {name: summarise(runs) for name, runs in load(project, pinned, args.rounds, args.seconds).items()}
     scaling = {name: summarise(runs) for name, runs in load(project, workers, args.rounds, args.seconds).items()}

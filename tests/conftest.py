@@ -1,6 +1,7 @@
 """Shared set-up for the template's self-tests: one uv cache for every bake, every pyenv Python
 visible to uv, and helpers to run commands in a baked project."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -54,6 +55,17 @@ class Baked:
     @property
     def package(self) -> str:
         return str(self.context["package_name"])
+
+    def production_secrets(self) -> dict[str, str]:
+        """What the bake's production mode refuses to start without (its auth secret), as the
+        environment variables a deployment's secret store would set."""
+        prefix = self.package.upper()
+        if self.context["auth"] == "api_key":
+            digest = hashlib.sha256(b"an-api-key-of-the-template-tests").hexdigest()
+            return {f"{prefix}_API_KEY_DIGESTS": f"ops:{digest}"}
+        if self.context["auth"] == "jwt":
+            return {f"{prefix}_JWT_SECRET": "a-jwt-secret-of-the-template-tests-0123456789"}
+        return {}
 
     def text_files(self) -> list[Path]:
         ignored = {".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}

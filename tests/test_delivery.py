@@ -419,7 +419,9 @@ def test_the_configmap_names_real_settings_with_valid_values(installed: Baked) -
         "Settings(_env_file=None)"
     )
     python = str(installed.path / ".venv" / "bin" / "python")
-    env = {**os.environ, **data, "CONFIGMAP": json.dumps(data)}
+    # The auth secret comes from a Secret beside the ConfigMap, never from the ConfigMap.
+    secrets = installed.production_secrets()
+    env = {**os.environ, **data, **secrets, "CONFIGMAP": json.dumps(data)}
     result = subprocess.run(
         [python, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )

@@ -212,6 +212,6 @@ def test_behind_nginx_each_client_address_has_its_own_bucket(
     assert [r.headers["x-ratelimit-remaining"] for r in direct] == ["3", "2", "1", "0", "0"]
     assert [r.status_code for r in direct] == [404] * 4 + [429]
     entries = [json.loads(line) for line in service.stop().splitlines()]
-    access = [e for e in entries if e.get("path") == "/nowhere"]
+    access = [e for e in entries if e.get("logger") == "access" and e["status"] in (404, 429)]
     # uvicorn's proxy-headers rewrite names the same client as the rate limiter.
-    assert {e["client"].rsplit(":", 1)[0] for e in access} == {"127.0.0.2", "127.0.0.3"}
+    assert {e["client"] for e in access} == {"127.0.0.2", "127.0.0.3"}
