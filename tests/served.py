@@ -4,9 +4,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,12 +17,25 @@ import httpx
 class Service:
     process: subprocess.Popen[str]
     url: str
+    output: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Read what the service prints as it prints it: a full pipe would block the service.
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
 
     def stop(self) -> str:
         """SIGTERM, as an orchestrator would; returns everything the service printed."""
-        self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
-        return output
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        self.reader.join(timeout=10)
+        return "".join(self.output)
 
 
 def free_port() -> int:
