@@ -13,7 +13,8 @@ import pytest
 
 from .conftest import Baked
 from .devtools import CHROMIUM, chromium_page
-from .served import Service, free_port, running
+from .served import Service, running
+from .test_resilience import character, load_fake_upstream
 
 API_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
@@ -40,16 +41,18 @@ def prefixed(baked: Baked, **settings: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service(installed: Baked) -> Iterator[Service]:
-    settings = prefixed(
-        installed,
-        max_body_bytes="2000",
-        # Schemathesis calls every route: the characters' upstream refuses at once (no network
-        # here), and no request is refused for the rate (429s are documented, not the point).
-        characters_api_url=f"http://127.0.0.1:{free_port()}",
-        upstream_attempts="1",
-        rate_limit_default="100000/minute",
-    )
-    yield from running(installed.path, installed.package, settings)
+    # Schemathesis calls every route, the characters too: they get a fake characters API that
+    # answers every id; nobody is refused for the rate (429s are documented, not the point).
+    fake = load_fake_upstream(installed)
+    with fake.serving() as upstream:
+        upstream.default = fake.Reply(body=character)
+        settings = prefixed(
+            installed,
+            max_body_bytes="2000",
+            characters_api_url=upstream.url,
+            rate_limit_default="100000/minute",
+        )
+        yield from running(installed.path, installed.package, settings)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    include_api(app)  # first: routes are tried in order, and the API is the hot path
     install_resilience(app)
     install_health(app, settings)
 {%- if cookiecutter.auth == "api_key" %}
@@ -63,7 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_security(app, settings)  # Host check, body limit, security headers, CORS, gzip
     install_request_id(app)
     install_observability(app, settings)  # outermost: times, counts and logs every answer
-    include_api(app)
     return app
 
 

@@ -26,7 +26,7 @@ UNOBSERVED_PATHS = frozenset({METRICS_PATH, *PROBES})
 
 
 def route_template(scope: Scope) -> str | None:
-    """The matched route's path template, e.g. /api/v1/articles/{article_id}; None if none."""
+    """The matched route's path template, e.g. /api/v1/orders/{order_id}; None if none."""
     # FastAPI 0.116+ resolves an included router's route to an "effective" one with the prefix.
     fastapi_scope = scope.get("fastapi")
     route = fastapi_scope.get("effective_route_context") if fastapi_scope else None
