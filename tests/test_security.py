@@ -95,6 +95,17 @@ def test_every_kind_of_response_carries_the_security_headers(
     assert_security_headers(invalid)
 
 
+def test_a_429_carries_the_security_headers_too(installed: Baked) -> None:
+    settings = prefixed(installed, rate_limit_default="1/minute")
+    for service in running(installed.path, installed.package, settings):
+        first = httpx.get(f"{service.url}/openapi.json")
+        refused = httpx.get(f"{service.url}/openapi.json")
+    assert (first.status_code, refused.status_code) == (200, 429)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["x-request-id"] == refused.json()["request_id"]
+    assert_security_headers(refused)
+
+
 def test_a_chunked_body_over_the_limit_gets_a_413(installed: Baked, service: Service) -> None:
     route = body_route(installed)
     chunks = iter([b'{"text": "', *[b"x" * 500] * 6, b'"}'])
