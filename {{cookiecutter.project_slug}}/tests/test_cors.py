@@ -21,3 +21,16 @@ def test_a_listed_origin_is_allowed_and_sees_the_request_id() -> None:
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     assert simple.headers["access-control-expose-headers"] == "X-Request-ID"
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_every_answer_varies_on_origin_once() -> None:
+    """Caches must not serve one origin's answer to another, nor to a request without one."""
+    settings = Settings(_env_file=None, cors_origins=["https://app.example"])
+    with TestClient(create_app(settings)) as client:
+        plain = client.get("/health/live")
+        simple = client.get("/health/live", headers={"Origin": "https://app.example"})
+        other = client.get("/health/live", headers={"Origin": "https://evil.example"})
+    for response in (plain, simple, other):
+        assert response.status_code == 200
+        assert response.headers.get_list("vary") == ["Origin"]
+    assert "access-control-allow-origin" not in plain.headers

@@ -60,6 +60,21 @@ def test_fields_named_like_secrets_are_redacted() -> None:
     assert entry["user"] == "ann"
 
 
+def test_an_access_line_is_json_with_the_formatters_timestamp(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = AccessLog()
+    log.write('GE"T', None, 404, 0.5, 'bad"\\client\n')
+    log.flush()
+    entry = json.loads(capsys.readouterr().out)
+    assert (entry["method"], entry["route"], entry["client"]) == ('GE"T', None, 'bad"\\client\n')
+    assert entry["duration_ms"] == 500.0 and entry["level"] == "INFO"
+    made = record("svc", "now")
+    made.created = 1_700_000_000.0421
+    expected = json.loads(JsonFormatter().format(made))["timestamp"]
+    assert log.timestamp(made.created) == expected == "2023-11-14T22:13:20.042+00:00"
+
+
 def test_the_access_log_is_written_in_blocks(capsys: pytest.CaptureFixture[str]) -> None:
     log = AccessLog()
     token = request_id_var.set("req-2")

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 from opentelemetry.util._once import Once
 from prometheus_client import REGISTRY
@@ -248,6 +249,22 @@ def test_new_traces_are_sampled_at_the_configured_ratio(spans: InMemorySpanExpor
         for number in range(200):
             client.get(f"/probe/items/{number}")
     assert 50 < len(spans.get_finished_spans()) < 150
+
+
+def test_a_new_trace_gets_the_sdk_samplers_decision(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The middleware's shortcut for new traces and the SDK's sampler draw the same line."""
+    bound = TraceIdRatioBased.get_bound_for_rate(0.25)
+    drawn = [bound - 1, bound, (7 << 64) | (bound - 1), (7 << 64) | bound]
+    app = build(spans, trace_sample_ratio=0.25)
+    with served(app) as client:
+        monkeypatch.setattr(app.state.tracing.ids, "draw", lambda: drawn[0])
+        while drawn:
+            client.get("/probe/items/1")
+            drawn.pop(0)
+    traced = [span.context.trace_id for span in spans.get_finished_spans()]
+    assert traced == [bound - 1, (7 << 64) | (bound - 1)]
 
 
 class Upstream(BaseHTTPRequestHandler):

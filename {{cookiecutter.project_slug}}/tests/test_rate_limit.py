@@ -93,6 +93,8 @@ def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestCli
     paths = limited.get("/openapi.json").json()["paths"]
     too_many = paths["/write"]["post"]["responses"]["429"]
     assert list(too_many["content"]) == ["application/problem+json"]
+    api = {path: ops for path, ops in paths.items() if path.startswith("/api/")}
+    assert all("429" in op["responses"] for ops in api.values() for op in ops.values())
     assert "429" not in paths["/health/live"]["get"]["responses"]
 
 

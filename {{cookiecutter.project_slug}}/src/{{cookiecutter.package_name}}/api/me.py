@@ -10,8 +10,9 @@ from ..security.api_keys import DENIED, require_principal
 {%- else %}
 from ..security.tokens import DENIED, require_principal
 {%- endif %}
+from . import API_PREFIX
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(prefix=API_PREFIX, tags=["auth"])
 
 
 @router.get("/me", responses=DENIED)

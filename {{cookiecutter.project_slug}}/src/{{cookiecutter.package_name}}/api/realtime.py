@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
 from ..domain.broadcast import Broadcaster, Message, Subscription
+from . import API_PREFIX
 
 MAX_TEXT = 4096
 KEEPALIVE_SECONDS = 15.0
@@ -34,7 +35,7 @@ async def get_broadcaster(connection: HTTPConnection) -> Broadcaster:
 
 
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
-router = APIRouter(prefix="/realtime", tags=["realtime"], lifespan=lifespan)
+router = APIRouter(prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan)
 
 
 class MessageIn(BaseModel):

@@ -9,8 +9,9 @@ from ..errors import Problem
 from ..security.principal import Responses, unauthorized
 from ..security.tokens import TokenAuthority
 from ..security.users import authenticate
+from . import API_PREFIX
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 
 
 class PasswordGrant(BaseModel):

@@ -6,7 +6,7 @@ error handlers.
 """
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 from fastapi import FastAPI
@@ -34,7 +34,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = incoming_request_id(scope) or secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
         # Not reset afterwards on purpose: the 500 handler runs outside this middleware and
         # logs with the id; every request runs in its own task, so nothing leaks across.

@@ -24,7 +24,12 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -82,6 +87,7 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.sampler: Sampler | None = None
+        self.root_bound: int | None = None  # set when the default sampler is in use
 
     def start(self) -> None:
         """In the lifespan startup: the provider, its exporters and their threads."""
@@ -109,6 +115,8 @@ class Tracing:
         # OpenTelemetry allows one global per process, later calls only warn.
         trace.set_tracer_provider(provider)
         self.provider, self.sampler = provider, provider.sampler
+        if sampler is default:  # its decision for a new trace, taken without calling it
+            self.root_bound = TraceIdRatioBased.get_bound_for_rate(settings.trace_sample_ratio)
         self.tracer = provider.get_tracer(__name__, __version__)
 
     def shutdown(self) -> None:
@@ -127,14 +135,26 @@ class Tracing:
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         ]
+        if not incoming and self.root_bound is not None:
+            # A new trace under the default sampler: its ratio test, minus the decision
+            # object (the SDK's sampler reaches the same decision again for the sampled).
+            trace_id = self.ids.draw()
+            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self.root_bound:
+                return None
+            return self.open_span(tracer, scope, EMPTY_CONTEXT, trace_id)
         parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
         parent_span = trace.get_current_span(parent).get_span_context()
         trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
-        method = scope["method"]
-        decision = sampler.should_sample(parent, trace_id, method, SpanKind.SERVER)
+        decision = sampler.should_sample(parent, trace_id, scope["method"], SpanKind.SERVER)
         if decision.decision is not Decision.RECORD_AND_SAMPLE:
             return None
-        self.ids.next_trace_id = 0 if parent_span.is_valid else trace_id
+        return self.open_span(tracer, scope, parent, 0 if parent_span.is_valid else trace_id)
+
+    def open_span(
+        self, tracer: trace.Tracer, scope: Scope, parent: context.Context, new_trace_id: int
+    ) -> Span:
+        self.ids.next_trace_id = new_trace_id  # 0: the parent's trace
+        method = scope["method"]
         attributes = {
             "http.request.method": method,
             "url.path": scope["path"],

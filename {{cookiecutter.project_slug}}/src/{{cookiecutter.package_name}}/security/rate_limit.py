@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -203,6 +204,16 @@ def rate_limit(setting: str) -> Callable[[Request, Response], Awaitable[None]]:
     return check_rate_limit
 
 
+def document_429(app: FastAPI) -> None:
+    """The 429 in the OpenAPI document of every route that can answer it: the API's, and any
+    added later (health, metrics and docs are exempt, or outside the schema)."""
+    too_many_requests = {"model": Problem, "description": "Too many requests from this client"}
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and not route.path.startswith(EXEMPT_PREFIXES):
+            route.responses = {**route.responses, 429: too_many_requests}  # a copy: see api/
+    app.router.responses = {**app.router.responses, 429: too_many_requests}
+
+
 def install_rate_limiting(app: FastAPI, settings: Settings) -> None:
     app.state.rate_limits = None
     if not settings.rate_limit_enabled:
@@ -210,9 +221,7 @@ def install_rate_limiting(app: FastAPI, settings: Settings) -> None:
     limits = RateLimits(settings)
     app.state.rate_limits = limits
     app.state.limiter = limits.limiter  # where slowapi's own decorators look for it
-    # Documented on every route included from now on (health, installed before, is exempt).
-    too_many_requests = {"model": Problem, "description": "Too many requests from this client"}
-    app.router.responses = {**app.router.responses, 429: too_many_requests}
+    document_429(app)
     if settings.workers > 1 and isinstance(limits.storage, MemoryStorage):
         logger.warning(
             "in-memory rate limits are per worker: %d workers multiply them; "
