@@ -26,8 +26,8 @@ from .me import router as me_router
 from .tokens import router as tokens_router
 {%- endif %}
 
-# Your resources' routers: each with prefix=f"{API_PREFIX}/<resource>".
 RESOURCES: list[APIRouter] = [
+    # Add yours here: each router with prefix=f"{API_PREFIX}/<resource>".
 {%- if cookiecutter.include_examples %}
     articles_router,
     characters_router,
