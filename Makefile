@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks bench bench-resilience clean
+.PHONY: demo test test-hooks bench bench-instructions bench-resilience clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -33,6 +33,10 @@ test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (needs wrk)
 	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-instructions: $(BIN)/cookiecutter ## Instructions per request, layer by layer (needs valgrind and gcc)
+	@command -v valgrind >/dev/null || { echo "ERROR: valgrind not found; install it: apt-get install valgrind"; exit 1; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/instructions.py $(BENCH_ARGS)
 
 bench-resilience: $(BIN)/cookiecutter ## The upstream client: sequential vs concurrent calls, overhead vs raw httpx2
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/resilience.py $(BENCH_ARGS)

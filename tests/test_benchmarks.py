@@ -41,3 +41,16 @@ def test_wrk_durations_convert_to_milliseconds(text: str, ms: float) -> None:
 def test_an_unreadable_report_is_refused() -> None:
     with pytest.raises(ValueError, match="unreadable wrk report"):
         wrk.parse("connection refused")
+
+
+def test_instruction_counts_are_read_per_variant_from_callgrinds_dumps(tmp_path) -> None:
+    import instructions
+
+    for number, (name, total) in enumerate([("bare", 4000), ("service", 6000), ("without x", 5000)], 1):
+        text = f"version: 1\ndesc: Trigger: Client Request: {name}\nevents: Ir\nsummary: {total}\n"
+        (tmp_path / f"callgrind.out.{number}").write_text(text)
+    (tmp_path / "callgrind.out.10").write_text("desc: Trigger: Program termination\nsummary: 9\n")
+    counts = instructions.count(tmp_path / "callgrind.out", requests=10)
+    assert counts == {"bare": 400.0, "service": 600.0, "without x": 500.0}
+    table = instructions.report(counts, 10).splitlines()
+    assert table[-2:] == ["| service | 600 | 1.50 |  |", "| without x | 500 | 1.25 | -100 |"]
