@@ -95,17 +95,23 @@ class AccessLog:
         if second != self.second:
             self.second = second
             self.second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self.second_text}.{int((now - second) * 1000):03d}+00:00"
+        return "%s.%03d+00:00" % (self.second_text, (now - second) * 1000)
 
     def write(
         self, method: str, route: str | None, status: int, seconds: float, client: str | None
     ) -> None:
-        now, ids = time.time(), correlation_ids()
+        quoted = QUOTED.get(method) or quote(method), QUOTED.get(route) or self.quote_route(route)
         duration_ms = round(seconds * 1000, 2)
-        fields = (quote(method), quote(route), status, duration_ms, quote(client))
-        self.pending.append(ACCESS_LINE % (self.timestamp(now), ids, *fields))
+        fields = (*quoted, status, duration_ms, quote(client))
+        stamp = self.timestamp(time.time())
+        self.pending.append(ACCESS_LINE % (stamp, correlation_ids(), *fields))
         if len(self.pending) >= 256:
             self.flush()
+
+    @staticmethod
+    def quote_route(route: str | None) -> str:
+        QUOTED[route] = quote(route)  # route templates: a bounded set
+        return QUOTED[route]
 
     def flush(self) -> None:
         if self.pending:
@@ -116,6 +122,12 @@ class AccessLog:
 
 def quote(text: str | None) -> str:
     return "null" if text is None else encode_basestring_ascii(text)
+
+
+# JSON strings made once: the usual methods, then each route template as it is first seen.
+QUOTED: dict[str | None, str] = {
+    method: quote(method) for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+}
 
 
 def correlation_ids() -> str:
