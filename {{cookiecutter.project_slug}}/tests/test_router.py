@@ -66,3 +66,20 @@ def test_websocket_routes_are_served_through_their_router(apps: list[FastAPI]) -
     with TestClient(apps[0]) as client, client.websocket_connect(f"{API_PREFIX}/things/ws") as ws:
         ws.send_text("ping")
         assert ws.receive_text() == "ping"
+
+
+def test_a_router_with_its_own_body_limit_stays_nested(monkeypatch: pytest.MonkeyPatch) -> None:
+    small = APIRouter(prefix=f"{API_PREFIX}/small")
+
+    @small.post("/notes", max_body_size=16)
+    async def note(request: Request) -> int:
+        return len(await request.body())
+
+    monkeypatch.setattr(api, "RESOURCES", [*api.RESOURCES, small])
+    app = create_app(Settings(_env_file=None))
+    assert all(getattr(r, "path", "") != f"{API_PREFIX}/small/notes" for r in app.router.routes)
+    with TestClient(app) as client:
+        assert client.post(f"{API_PREFIX}/small/notes", content=b"x" * 8).json() == 8
+        assert client.post(f"{API_PREFIX}/small/notes", content=b"x" * 64).status_code == 413
+        paths = client.get("/openapi.json").json()["paths"]
+    assert f"{API_PREFIX}/small/notes" in paths

@@ -52,11 +52,16 @@ def bound_copy(route: APIRoute, app: FastAPI) -> APIRoute:
     return route
 
 
+def flat_routes(router: APIRouter) -> list[APIRoute]:
+    """The router's HTTP routes, when they can leave it: not if one has a body size limit of
+    its own (FastAPI applies those in the nested route; that router stays nested)."""
+    routes = [route for route in router.routes if isinstance(route, APIRoute)]
+    return [] if any(route.max_body_size is not None for route in routes) else routes
+
+
 def include_api(app: FastAPI) -> None:
     """The API's HTTP routes first, then the routers (lifespans, WebSocket routes)."""
     for router in RESOURCES:
-        app.router.routes.extend(
-            bound_copy(route, app) for route in router.routes if isinstance(route, APIRoute)
-        )
+        app.router.routes.extend(bound_copy(route, app) for route in flat_routes(router))
     for router in RESOURCES:
-        app.include_router(router, include_in_schema=False)
+        app.include_router(router, include_in_schema=not flat_routes(router))
