@@ -205,8 +205,8 @@ def rate_limit(setting: str) -> Callable[[Request, Response], Awaitable[None]]:
 
 
 def document_429(app: FastAPI) -> None:
-    """The 429 in the OpenAPI document of every route that can answer it: the API's, and any
-    added later (health, metrics and docs are exempt, or outside the schema)."""
+    """The 429 in the OpenAPI document: on the app's own routes (the API's: health, metrics and
+    docs are exempt, or outside the schema) and on every route added later."""
     too_many_requests = {"model": Problem, "description": "Too many requests from this client"}
     for route in app.router.routes:
         if isinstance(route, APIRoute) and not route.path.startswith(EXEMPT_PREFIXES):
