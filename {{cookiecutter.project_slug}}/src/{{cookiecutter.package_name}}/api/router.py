@@ -4,7 +4,8 @@ FastAPI 0.165 keeps an included router nested and matches its routes twice on ev
 (+24 µs a request measured, about a tenth of one). So the API's HTTP routes join the app's own
 route table, each bound to this app's dependency_overrides as include_router would bind it,
 ahead of every other route: the API is the hot path. The routers are still included (after,
-out of the schema) for their lifespans and their WebSocket routes.
+out of the schema) for their lifespans and their WebSocket routes; a router with a route-level
+body size limit is included as it is (see flat_routes).
 """
 
 import copy
@@ -61,7 +62,8 @@ def flat_routes(router: APIRouter) -> list[APIRoute]:
 
 def include_api(app: FastAPI) -> None:
     """The API's HTTP routes first, then the routers (lifespans, WebSocket routes)."""
-    for router in RESOURCES:
-        app.router.routes.extend(bound_copy(route, app) for route in flat_routes(router))
-    for router in RESOURCES:
-        app.include_router(router, include_in_schema=not flat_routes(router))
+    flat = [(router, flat_routes(router)) for router in RESOURCES]
+    for _, routes in flat:
+        app.router.routes.extend(bound_copy(route, app) for route in routes)
+    for router, routes in flat:
+        app.include_router(router, include_in_schema=not routes)
