@@ -14,6 +14,7 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
@@ -208,6 +209,20 @@ def test_a_sampled_request_is_one_server_span_named_by_its_route(
     assert span.attributes["http.response.status_code"] == 200
     assert span.resource.attributes["service.name"] == "{{ cookiecutter.project_slug }}"
     assert span.resource.attributes["deployment.environment"] == "development"
+
+
+def test_the_resource_is_hashed_once_and_equals_the_sdks(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with served(build(spans, trace_sample_ratio=1.0)) as client:
+        client.get("/probe/items/7")
+    [span] = spans.get_finished_spans()
+    plain = Resource(span.resource.attributes, span.resource.schema_url)
+    expected = hash(plain)
+    # The exporter groups spans by resource: ours must match a plain one, without re-hashing.
+    monkeypatch.setattr(Resource, "__hash__", lambda self: pytest.fail("hashed again"))
+    assert span.resource == plain and hash(span.resource) == expected
+    assert {span.resource: 1}[span.resource] == 1
 
 
 def test_a_failed_request_has_an_error_span(spans: InMemorySpanExporter) -> None:

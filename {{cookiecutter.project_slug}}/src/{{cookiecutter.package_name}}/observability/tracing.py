@@ -59,6 +59,19 @@ class PresetTraceIds(RandomIdGenerator):
         return trace_id or self.draw()
 
 
+class HashedOnce(Resource):
+    """The service's resource, hashed once. The OTLP encoder groups every exported span by
+    its resource, and a Resource hashes by JSON-encoding its attributes each time: ~11 µs a
+    span, a quarter of the encoding (a Resource is immutable, so its hash cannot change)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self.hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self.hash
+
+
 def exporting(settings: Settings) -> bool:
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -107,7 +120,10 @@ class Tracing:
         default = ParentBasedTraceIdRatio(settings.trace_sample_ratio)
         sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else default
         provider = TracerProvider(
-            sampler=sampler, resource=resource, id_generator=self.ids, shutdown_on_exit=False
+            sampler=sampler,
+            resource=HashedOnce(resource),
+            id_generator=self.ids,
+            shutdown_on_exit=False,
         )
         for processor in processors:
             provider.add_span_processor(processor)
@@ -168,10 +184,11 @@ class Tracing:
 
 
 def end_span(span: Span, method: str, route: str | None, status: int) -> None:
+    attributes: dict[str, str | int] = {"http.response.status_code": status}
     if route is not None:
         span.update_name(f"{method} {route}")
-        span.set_attribute("http.route", route)
-    span.set_attribute("http.response.status_code", status)
+        attributes["http.route"] = route
+    span.set_attributes(attributes)  # one lock taken, not one per attribute
     if status >= 500:
         span.set_status(StatusCode.ERROR)
     span.end()
