@@ -22,12 +22,16 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import statistics
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -57,7 +61,7 @@ def bake(build: Path) -> Path:
     return project
 
 
-def start(project: Path, variant: Variant, port: int) -> subprocess.Popen[bytes]:
+def start(project: Path, variant: Variant, port: int, stderr: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """The service starts the production way (`python -m my_service`, its settings from the
     environment); the bare app with uvicorn's command line and the same flags."""
     env = {**os.environ, **variant.env}
@@ -72,7 +76,7 @@ def start(project: Path, variant: Variant, port: int) -> subprocess.Popen[bytes]
     if variant.cpu is not None:
         command = ["taskset", "-c", variant.cpu, *command]
     return subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                            stderr=stderr, start_new_session=True)  # fmt: skip
 
 
 def wait_live(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> float:
@@ -122,17 +126,39 @@ def measure(url: str, seconds: int, cpu: str | None, pgid: int) -> dict[str, flo
     return {**result, "cpu_us_per_request": used / max(result["requests"], 1) * 1e6}
 
 
-def cold_start(project: Path, variant: Variant, port: int, runs: int) -> tuple[float, float]:
-    """Median seconds from process start to first 200, and the median idle RSS (MiB)."""
-    starts, rss = [], []
+def cold_start(project: Path, variants: list[Variant], port: int, runs: int) -> dict[str, tuple[float, float]]:
+    """Per variant: median seconds from process start to first 200, and the median idle RSS
+    (MiB) a second later. Interleaved like the load rounds, so a busy spell hits every variant."""
+    starts: dict[str, list[float]] = {v.name: [] for v in variants}
+    rss: dict[str, list[float]] = {v.name: [] for v in variants}
     for _ in range(runs):
-        process = start(project, variant, port)
-        starts.append(wait_live(f"http://127.0.0.1:{port}", process))
-        time.sleep(1)
-        server_pid = int(subprocess.check_output(["pgrep", "-n", "-g", str(process.pid)]))
-        rss.append(rss_mib(server_pid))
-        stop(process)
-    return statistics.median(starts), statistics.median(rss)
+        for v in random.sample(variants, len(variants)):
+            process = start(project, v, port)
+            starts[v.name].append(wait_live(f"http://127.0.0.1:{port}", process))
+            time.sleep(1)
+            server_pid = int(subprocess.check_output(["pgrep", "-n", "-g", str(process.pid)]))
+            rss[v.name].append(rss_mib(server_pid))
+            stop(process)
+    return {name: (statistics.median(starts[name]), statistics.median(rss[name])) for name in starts}
+
+
+def import_ms(project: Path, variants: list[Variant], port: int, runs: int) -> dict[str, Counter[str]]:
+    """Per variant: milliseconds spent importing each top-level package between process start
+    and the first 200 (python -X importtime, the modules' own times), the mean of `runs` starts."""
+    totals: dict[str, Counter[str]] = {v.name: Counter() for v in variants}
+    for _ in range(runs):
+        for v in variants:
+            with tempfile.TemporaryFile() as log:
+                process = start(project, replace(v, env={**v.env, "PYTHONPROFILEIMPORTTIME": "1"}), port, log)
+                wait_live(f"http://127.0.0.1:{port}", process)
+                stop(process)
+                log.seek(0)
+                for own, module in IMPORT_LINE.findall(log.read().decode(errors="replace")):
+                    totals[v.name][module.split(".")[0]] += int(own) / 1000 / runs
+    return totals
+
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \| *([\w.]+)$", re.M)
 
 
 def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> dict[str, list[dict[str, float]]]:
@@ -210,8 +236,10 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
 
     medians = {name: summarise(runs) for name, runs in load(project, pinned, args.rounds, args.seconds).items()}
     scaling = {name: summarise(runs) for name, runs in load(project, workers, args.rounds, args.seconds).items()}
-    starts = {v.name: cold_start(project, v, 18190, args.cold_starts) for v in pinned}
+    starts = cold_start(project, pinned, 18190, args.cold_starts)
+    imports = import_ms(project, [bare, service], 18190, args.cold_starts)
     report = build_report(medians, scaling, starts, args, served_python(project))
+    report["imports_ms"] = import_summary(imports["bare"], imports["service"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
@@ -243,6 +271,12 @@ def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Name
     }
 
 
+def import_summary(bare: Counter[str], service: Counter[str]) -> dict[str, Any]:
+    added = {name: round(ms - bare[name], 1) for name, ms in service.items() if ms - bare[name] >= 5}
+    return {"bare": round(sum(bare.values())), "service": round(sum(service.values())),
+            "added_by_service": dict(sorted(added.items(), key=lambda item: -item[1]))}  # fmt: skip
+
+
 def markdown(report: dict) -> str:
     lines = [f"{report['method']}; {report['machine']}; {report['route']}", "",
              "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
@@ -254,6 +288,10 @@ def markdown(report: dict) -> str:
                      f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
     w = report["workers"]
     lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): {w['ratio']:.2f}×"]
+    if imports := report.get("imports_ms"):
+        added = ", ".join(f"{name} {ms:.0f}" for name, ms in imports["added_by_service"].items())
+        lines += ["", f"Imports from process start to first 200 (ms): bare {imports['bare']}, "
+                      f"service {imports['service']}; the service's additions by package: {added}"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -3,9 +3,9 @@
 Runs inside valgrind's callgrind (`make bench-instructions`; needs valgrind and gcc): the baked
 service's ASGI app and the bare app are called directly (no server, no network), and callgrind
 counts the CPU instructions of N requests to GET /api/v1/articles/1 for each variant, switched on
-and off around the measured calls by callgrind_toggle.c. The counts repeat to within a fraction
-of a percent from run to run, so a layer's cost shows even on a noisy machine, where `make bench`
-(time, through a real server) needs many rounds. What it cannot show: the server's own work
+and off by callgrind_toggle.c around the measured calls and the export of the spans they made.
+The counts repeat to within a fraction of a percent from run to run, so a layer's cost shows
+even on a noisy machine, where `make bench` (time, through a real server) needs many rounds. What it cannot show: the server's own work
 (uvicorn, the sockets), cache misses, other threads' timing. Read both.
 
 Variants: bare; service (production, every feature on, as in `make bench`); and the service
@@ -107,9 +107,14 @@ async def measure(requests: int) -> None:
                 await call(app, post, b'{"name": "Article 1", "price": 10.0}')
             for _ in range(200):  # warm-up: caches filled, lazy imports done
                 assert await call(app, {**SCOPE, "state": dict(state)}) == 200
+            # The spans' export (their encoding, on the exporter's thread) is counted too.
+            provider = getattr(getattr(app.state, "tracing", None), "provider", None)
+            flush = provider.force_flush if provider is not None else lambda: True
+            flush()
             toggle.start()
             for _ in range(requests):
                 await call(app, {**SCOPE, "state": dict(state)})
+            flush()
             toggle.stop(name.encode())
 
 
@@ -161,7 +166,7 @@ def report(per_request: dict[str, float], requests: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=600)  # > 512: one span batch exported
+    parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "instructions.json")

@@ -54,3 +54,25 @@ def test_instruction_counts_are_read_per_variant_from_callgrinds_dumps(tmp_path)
     assert counts == {"bare": 400.0, "service": 600.0, "without x": 500.0}
     table = instructions.report(counts, 10).splitlines()
     assert table[-2:] == ["| service | 600 | 1.50 |  |", "| without x | 500 | 1.25 | -100 |"]
+
+
+def test_import_times_are_read_by_package_and_the_services_additions_ranked() -> None:
+    from collections import Counter
+
+    import bench
+
+    log = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       500 |        500 |   _io\n"
+        "import time:      2000 |      12000 | fastapi.routing\n"
+        "import time:      3000 |       3000 |     opentelemetry.sdk.trace\n"
+        '{"level": "INFO", "message": "starting"}\n'
+    )
+    assert bench.IMPORT_LINE.findall(log) == [
+        ("500", "_io"), ("2000", "fastapi.routing"), ("3000", "opentelemetry.sdk.trace")
+    ]
+    bare = Counter({"fastapi": 900.0, "click": 100.0})
+    service = Counter({"fastapi": 902.0, "click": 100.0, "limits": 60.0, "google": 140.0})
+    assert bench.import_summary(bare, service) == {
+        "bare": 1000, "service": 1202, "added_by_service": {"google": 140.0, "limits": 60.0}
+    }
