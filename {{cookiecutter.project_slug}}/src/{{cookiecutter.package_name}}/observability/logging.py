@@ -32,7 +32,7 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error")
 SECRET_WORDS = ("password", "secret", "token", "authorization", "cookie", "api_key")
 ACCESS_LINE = (
     '{"timestamp": "%s", "level": "INFO", "logger": "access", "message": "request"%s, '
-    '"method": %s, "route": %s, "status": %d, "duration_ms": %s, "client": %s}'
+    '"method": %s, "route": %s, "status": %d, "duration_ms": %.2f, "client": %s}'
 )
 
 
@@ -101,8 +101,7 @@ class AccessLog:
         self, method: str, route: str | None, status: int, seconds: float, client: str | None
     ) -> None:
         quoted = QUOTED.get(method) or quote(method), QUOTED.get(route) or self.quote_route(route)
-        duration_ms = round(seconds * 1000, 2)
-        fields = (*quoted, status, duration_ms, quote(client))
+        fields = (*quoted, status, seconds * 1000, quote(client))
         stamp = self.timestamp(time.time())
         self.pending.append(ACCESS_LINE % (stamp, correlation_ids(), *fields))
         if len(self.pending) >= 256:
