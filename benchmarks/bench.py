@@ -12,7 +12,8 @@ With --layers, also the service without one layer at a time (tracing, access log
 metrics are on in all of them): what each layer costs.
 Load comes from wrk in a separate process (one thread, 64 connections), the server pinned to
 CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order, then medians.
-Also: cold start (process start to first 200) and idle RSS, and 2 workers against 1.
+Also: cold start (process start to first 200) and idle RSS, interleaved too; the imports done
+before the first 200, by package; and 2 workers against 1, for the service and for bare FastAPI.
 Prints a Markdown table and writes JSON (benchmarks/results/latest.json). Asserts nothing:
 the numbers are for reading, as ratios to `bare` measured in the same run.
 """
@@ -170,7 +171,7 @@ def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> d
         for v in variants:
             url = f"http://127.0.0.1:{ports[v.name]}"
             wait_live(url, processes[v.name])
-            if v.name != "bare":
+            if v.app == "-m":  # the service starts empty; the bare app has its article
                 httpx.post(f"{url}/api/v1/articles", json={"name": "Article 1", "price": 10.0})
             wrk.run(url + ROUTE, 2, cpu="1")  # warm-up
         for _ in range(rounds):
@@ -232,7 +233,9 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     if args.layers:
         pinned += [Variant(f"service-{name}", service.app, {**PRODUCTION, **env}) for name, env in LAYERS.items()]
     workers = [Variant("service-1-worker", service.app, PRODUCTION, 1, None),
-               Variant("service-2-workers", service.app, PRODUCTION, 2, None)]  # fmt: skip
+               Variant("service-2-workers", service.app, PRODUCTION, 2, None),
+               Variant("bare-1-worker", bare.app, {}, 1, None, bare.flags),
+               Variant("bare-2-workers", bare.app, {}, 2, None, bare.flags)]  # fmt: skip
 
     medians = {name: summarise(runs) for name, runs in load(project, pinned, args.rounds, args.seconds).items()}
     scaling = {name: summarise(runs) for name, runs in load(project, workers, args.rounds, args.seconds).items()}
@@ -261,13 +264,14 @@ def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Name
                       "cold_start_s": cold, "cold_start_ratio": cold / starts["bare"][0],
                       "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1]}  # fmt: skip
     two, one = scaling["service-2-workers"]["rps"], scaling["service-1-worker"]["rps"]
+    bare_two, bare_one = scaling["bare-2-workers"]["rps"], scaling["bare-1-worker"]["rps"]
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs ({platform.machine()}); {versions}",
         "method": f"wrk -t1 -c64, {args.rounds} interleaved rounds of {args.seconds}s, medians",
         "route": f"GET {ROUTE}",
         "variants": rows,
-        "workers": {"one_rps": one, "two_rps": two, "ratio": two / one},
+        "workers": {"one_rps": one, "two_rps": two, "ratio": two / one, "bare_ratio": bare_two / bare_one},
     }
 
 
@@ -287,7 +291,8 @@ def markdown(report: dict) -> str:
                      f"| {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
                      f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
     w = report["workers"]
-    lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): {w['ratio']:.2f}×"]
+    lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): service {w['ratio']:.2f}×, "
+                  f"bare {w['bare_ratio']:.2f}×"]  # fmt: skip
     if imports := report.get("imports_ms"):
         added = ", ".join(f"{name} {ms:.0f}" for name, ms in imports["added_by_service"].items())
         lines += ["", f"Imports from process start to first 200 (ms): bare {imports['bare']}, "
