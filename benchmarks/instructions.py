@@ -4,9 +4,13 @@ Runs inside valgrind's callgrind (`make bench-instructions`; needs valgrind and 
 service's ASGI app and the bare app are called directly (no server, no network), and callgrind
 counts the CPU instructions of N requests to GET /api/v1/articles/1 for each variant, switched on
 and off by callgrind_toggle.c around the measured calls and the export of the spans they made.
-The counts repeat to within a fraction of a percent from run to run, so a layer's cost shows
-even on a noisy machine, where `make bench` (time, through a real server) needs many rounds. What it cannot show: the server's own work
-(uvicorn, the sockets), cache misses, other threads' timing. Read both.
+Each variant runs in its own process, from the same start (one measured after another in the
+same process counted up to 20% differently: what the allocator and collector had been through),
+under three hash seeds, averaged (the seed alone moves a count by up to 3%). The counts then
+repeat from run to run: exactly without tracing, within about 1% with spans exported (the
+exporter's thread keeps its own time), 5% when every request is traced. So a layer's cost shows
+even on a noisy machine, where `make bench` (time, through a real server) needs many rounds.
+What it cannot show: the server's own work (uvicorn, the sockets), cache misses. Read both.
 
 Variants: bare; service (production, every feature on, as in `make bench`); and the service
 without one layer at a time: each is one install_* call of main.py left out, or a setting.
@@ -18,9 +22,11 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
+import statistics
 import subprocess
-from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -49,39 +55,20 @@ async def call(app: Any, scope: dict[str, Any], body: bytes = b"") -> int:
     return int(sent[0]["status"])
 
 
-@contextlib.contextmanager
-def without(name: str) -> Iterator[None]:
-    """main.create_app with one of its install_* calls left out."""
-    with mock.patch(f"my_service.main.{name}", lambda *args: None):
-        yield
-
-
-def variants() -> dict[str, Callable[[], Any]]:
-    from bare_app import app as bare
-    from my_service.main import create_app
-    from my_service.settings import Settings
-
-    def service(**settings: Any) -> Any:
-        return create_app(Settings(_env_file=None, **{**PRODUCTION, **settings}))
-
-    def service_without(name: str) -> Any:
-        with without(name):
-            return service()
-
-    return {
-        "bare": lambda: bare,
-        "service": service,
-        "every request traced": lambda: service(trace_sample_ratio=1.0),
-        "without tracing": service,  # built and started with no OTLP endpoint: NO_EXPORT
-        "without the access log": lambda: service(access_log=False),
-        "without rate limiting": lambda: service(rate_limit_enabled=False),
-        "without CORS": lambda: service(cors_origins=[]),
-        "without security (edge, CORS, gzip)": lambda: service_without("install_security"),
-        "without request ids": lambda: service_without("install_request_id"),
-        "without observability (metrics, tracing, log)": lambda: service_without("install_observability"),
-    }  # fmt: skip
-
-
+# name: (settings over PRODUCTION, the install_* call of main.py left out, environment)
+VARIANTS: dict[str, tuple[dict[str, Any], str | None, dict[str, str]]] = {
+    "bare": ({}, None, {}),
+    "service": ({}, None, {}),
+    "every request traced": ({"trace_sample_ratio": 1.0}, None, {}),
+    "without tracing": ({}, None, {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}),
+    "without the access log": ({"access_log": False}, None, {}),
+    "without rate limiting": ({"rate_limit_enabled": False}, None, {}),
+    "without CORS": ({"cors_origins": []}, None, {}),
+    "without security (edge, CORS, gzip)": ({}, "install_security", {}),
+    "without request ids": ({}, "install_request_id", {}),
+    "without observability (metrics, tracing, log)": ({}, "install_observability", {}),
+}
+HASH_SEEDS = ("0", "1", "2")
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "cors_origins": ["https://app.example.com"],
@@ -89,46 +76,59 @@ PRODUCTION: dict[str, Any] = {
 }
 
 
-NO_EXPORT = {"without tracing": {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}}
+def build(name: str) -> Any:
+    if name == "bare":
+        from bare_app import app
+
+        return app
+    from my_service.main import create_app
+    from my_service.settings import Settings
+
+    settings, left_out, _ = VARIANTS[name]
+    with contextlib.ExitStack() as stack:
+        if left_out:
+            stack.enter_context(mock.patch(f"my_service.main.{left_out}", lambda *args: None))
+        return create_app(Settings(_env_file=None, **{**PRODUCTION, **settings}))
 
 
-async def measure(requests: int) -> None:
-    """Inside callgrind: each variant's requests, counted between start() and stop(name)."""
+async def measure(name: str, requests: int) -> None:
+    """Inside callgrind, one variant per process (so each starts from the same state): its
+    requests, counted between start() and stop(name)."""
     toggle = ctypes.CDLL(os.environ["CALLGRIND_TOGGLE"])
-    for name, build in variants().items():
-        async with contextlib.AsyncExitStack() as stack:
-            stack.enter_context(mock.patch.dict(os.environ, NO_EXPORT.get(name, {})))
-            app = build()
-            state: dict[str, Any] = {}
-            if name != "bare":
-                state = await stack.enter_async_context(app.router.lifespan_context(app)) or {}
-                post = {**SCOPE, "method": "POST", "path": "/api/v1/articles", "state": dict(state),
-                        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]}  # fmt: skip
-                await call(app, post, b'{"name": "Article 1", "price": 10.0}')
-            for _ in range(200):  # warm-up: caches filled, lazy imports done
-                assert await call(app, {**SCOPE, "state": dict(state)}) == 200
-            # The spans' export (their encoding, on the exporter's thread) is counted too.
-            provider = getattr(getattr(app.state, "tracing", None), "provider", None)
-            flush = provider.force_flush if provider is not None else lambda: True
-            flush()
-            toggle.start()
-            for _ in range(requests):
-                await call(app, {**SCOPE, "state": dict(state)})
-            flush()
-            toggle.stop(name.encode())
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(mock.patch.dict(os.environ, VARIANTS[name][2]))
+        app = build(name)
+        state: dict[str, Any] = {}
+        if name != "bare":
+            state = await stack.enter_async_context(app.router.lifespan_context(app)) or {}
+            post = {**SCOPE, "method": "POST", "path": "/api/v1/articles", "state": dict(state),
+                    "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]}  # fmt: skip
+            await call(app, post, b'{"name": "Article 1", "price": 10.0}')
+        for _ in range(200):  # warm-up: caches filled, lazy imports done
+            assert await call(app, {**SCOPE, "state": dict(state)}) == 200
+        # The spans' export (their encoding, on the exporter's thread) is counted too.
+        provider = getattr(getattr(app.state, "tracing", None), "provider", None)
+        flush = provider.force_flush if provider is not None else lambda: True
+        flush()
+        random.seed(0)  # the same requests sampled (trace ids drawn) in every run
+        toggle.start()
+        for _ in range(requests):
+            await call(app, {**SCOPE, "state": dict(state)})
+        flush()
+        toggle.stop(name.encode())
 
 
-def count(out: Path, requests: int) -> dict[str, float]:
-    """Instructions per request by variant, from callgrind's dumps (one per stop())."""
-    per_request = {}
-    dumps = out.parent.glob(out.name + ".*")
-    for dump in sorted(dumps, key=lambda path: int(path.suffix[1:])):
+def count(build: Path, requests: int) -> dict[str, float]:
+    """Instructions per request by variant, from callgrind's dumps (made by each stop()): the
+    mean over the runs of a variant (one per hash seed)."""
+    totals: dict[str, list[int]] = {}
+    for dump in sorted(build.glob("callgrind.*.out.*"), key=lambda path: int(path.name.split(".")[1])):
         text = dump.read_text(errors="replace")
         name = re.search(r"^desc: Trigger: Client Request: (.+)$", text, re.M)
         total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
         if name and total:
-            per_request[name[1]] = int(total[1]) / requests
-    return per_request
+            totals.setdefault(name[1], []).append(int(total[1]))
+    return {name: statistics.mean(runs) / requests for name, runs in totals.items()}
 
 
 def run(project: Path, requests: int, build: Path) -> dict[str, float]:
@@ -138,20 +138,28 @@ def run(project: Path, requests: int, build: Path) -> dict[str, float]:
     toggle = build / "callgrind_toggle.so"
     subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(toggle), str(HERE / "callgrind_toggle.c")],
                    check=True)  # fmt: skip
-    out = build / "callgrind.out"
-    for stale in build.glob("callgrind.out*"):
+    for stale in build.glob("callgrind.*"):
         stale.unlink()
     env = {**os.environ, "CALLGRIND_TOGGLE": str(toggle), "PYTHONPATH": str(HERE),
            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{bench.SINK_PORT}"}  # fmt: skip
-    command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=no",
-               f"--callgrind-out-file={out}", str(project / ".venv/bin/python"), __file__,
-               "--inside", str(requests)]  # fmt: skip
+    # A variant's count moves by up to 3% with the hash seed (dict and set layouts): each
+    # variant runs under the same few seeds, and the mean is kept.
+    runs = [(name, seed) for name in VARIANTS for seed in HASH_SEEDS]
+
+    def inside(number: int, run: tuple[str, str]) -> None:
+        name, seed = run
+        command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--instr-atstart=no",
+                   f"--callgrind-out-file={build}/callgrind.{number}.out", str(project / ".venv/bin/python"),
+                   __file__, "--inside", str(requests), "--variant", name]  # fmt: skip
+        subprocess.run(command, cwd=project, env={**env, "PYTHONHASHSEED": seed}, check=True, capture_output=True)
+
     sink = subprocess.Popen([str(project / ".venv/bin/python"), str(HERE / "otlp_sink.py"), str(bench.SINK_PORT)])
-    try:
-        subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
+    try:  # a count does not depend on the machine's load: as many at once as there are CPUs
+        with ThreadPoolExecutor(os.cpu_count()) as pool:
+            list(pool.map(inside, range(len(runs)), runs))
     finally:
         sink.terminate()
-    return count(out, requests)
+    return count(build, requests)
 
 
 def report(per_request: dict[str, float], requests: int) -> str:
@@ -168,11 +176,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "instructions.json")
     args = parser.parse_args()
     if args.inside:
-        asyncio.run(measure(args.inside))
+        asyncio.run(measure(args.variant, args.inside))
         return
     import bench
 

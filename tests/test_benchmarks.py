@@ -46,11 +46,12 @@ def test_an_unreadable_report_is_refused() -> None:
 def test_instruction_counts_are_read_per_variant_from_callgrinds_dumps(tmp_path) -> None:
     import instructions
 
-    for number, (name, total) in enumerate([("bare", 4000), ("service", 6000), ("without x", 5000)], 1):
+    dumps = [("bare", 4000), ("service", 5900), ("service", 6100), ("without x", 5000)]
+    for number, (name, total) in enumerate(dumps):  # one process per variant and hash seed
         text = f"version: 1\ndesc: Trigger: Client Request: {name}\nevents: Ir\nsummary: {total}\n"
-        (tmp_path / f"callgrind.out.{number}").write_text(text)
-    (tmp_path / "callgrind.out.10").write_text("desc: Trigger: Program termination\nsummary: 9\n")
-    counts = instructions.count(tmp_path / "callgrind.out", requests=10)
+        (tmp_path / f"callgrind.{number}.out.1").write_text(text)
+    (tmp_path / "callgrind.10.out").write_text("desc: Trigger: Program termination\nsummary: 9\n")
+    counts = instructions.count(tmp_path, requests=10)
     assert counts == {"bare": 400.0, "service": 600.0, "without x": 500.0}
     table = instructions.report(counts, 10).splitlines()
     assert table[-2:] == ["| service | 600 | 1.50 |  |", "| without x | 500 | 1.25 | -100 |"]
