@@ -1,5 +1,6 @@
 """A baked service started the production way (`python -m <package>`) on a free local port."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -48,11 +49,24 @@ def free_port() -> int:
 def start_service(
     project: Path, package: str, settings: dict[str, str] | None = None, timeout: float = 30
 ) -> Service:
-    """Start `python -m <package>`; `settings` are extra environment variables (prefix included)."""
-    port = free_port()
+    """Start `python -m <package>`; `settings` are extra environment variables (prefix included).
+
+    A free port can be taken by another test's server between choosing it and the service
+    binding it: then the service exits ("address already in use") and starts again on another.
+    """
+    for _ in range(3):
+        service = launch(project, package, free_port(), settings or {})
+        if live(service, timeout):
+            return service
+        output = service.stop()
+        if "address already in use" not in output:
+            raise RuntimeError(f"the service did not start:\n{output}")
+    raise RuntimeError(f"the service found no free port in 3 tries:\n{output}")
+
+
+def launch(project: Path, package: str, port: int, settings: dict[str, str]) -> Service:
     prefix = package.upper()
-    env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port)}
-    env.update(settings or {})
+    env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port), **settings}
     process = subprocess.Popen(
         [str(project / ".venv" / "bin" / "python"), "-m", package],
         cwd=project,
@@ -61,15 +75,35 @@ def start_service(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    service = Service(process, f"http://127.0.0.1:{port}")
+    return Service(process, f"http://127.0.0.1:{port}")
+
+
+def live(service: Service, timeout: float) -> bool:
+    """Whether the service answers on its port from a socket of its own (not another server's)."""
+    port = int(service.url.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            httpx.get(f"{service.url}/health/live", timeout=1)
-            return service
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the service did not start:\n{service.stop()}")
+    while time.monotonic() < deadline and service.process.poll() is None:
+        if listens(service.process.pid, port):
+            try:
+                httpx.get(f"{service.url}/health/live", timeout=1)
+                return True
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    return False
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the listening TCP socket on `port` (Linux: /proc)."""
+    sockets = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            sockets.add(os.readlink(fd).removeprefix("socket:[").rstrip("]"))
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()  # local address, ..., state (0A: listening), ..., inode
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and fields[9] in sockets:
+            return True
+    return False
 
 
 def running(
