@@ -95,11 +95,15 @@ def live(service: Service, timeout: float) -> bool:
 
 def listens(pid: int, port: int) -> bool:
     """Whether process `pid` holds the listening TCP socket on `port` (Linux: /proc)."""
+    try:
+        fds, table = list(Path(f"/proc/{pid}/fd").iterdir()), Path(f"/proc/{pid}/net/tcp").read_text()
+    except FileNotFoundError:  # the process has just exited
+        return False
     sockets = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    for fd in fds:
         with contextlib.suppress(OSError):  # closed meanwhile
             sockets.add(os.readlink(fd).removeprefix("socket:[").rstrip("]"))
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+    for line in table.splitlines()[1:]:
         fields = line.split()  # local address, ..., state (0A: listening), ..., inode
         if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port and fields[9] in sockets:
             return True
