@@ -66,10 +66,10 @@ class HashedOnce(Resource):
 
     def __init__(self, resource: Resource) -> None:
         super().__init__(resource.attributes, resource.schema_url)
-        self.hash = super().__hash__()
+        self.cached_hash = super().__hash__()
 
     def __hash__(self) -> int:
-        return self.hash
+        return self.cached_hash
 
 
 def exporting(settings: Settings) -> bool:
