@@ -58,7 +58,12 @@ def bake(build: Path) -> Path:
 
     build.mkdir(parents=True, exist_ok=True)
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True))
-    subprocess.run(["uv", "sync", "--no-dev"], cwd=project, check=True, capture_output=True)
+    # Installed as the Dockerfile installs it: not editable, every module compiled to bytecode
+    # at install time. Otherwise each start compiles every module from source whenever
+    # PYTHONDONTWRITEBYTECODE is set (as on CI machines and in the image), and the cold start
+    # measures the compiler: 2.2x bare that way, where the image starts in about 1.7x.
+    subprocess.run(["uv", "sync", "--no-dev", "--no-editable", "--compile-bytecode"],
+                   cwd=project, check=True, capture_output=True)  # fmt: skip
     return project
 
 
