@@ -1,3 +1,6 @@
+import gc
+import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +51,12 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
         "get_settings",
         lambda: Settings(_env_file=None, port=9100, workers=2, trusted_proxies=["10.0.0.5"]),
     )
-    __main__.main()
+    gc.disable()  # as `python -m` starts
+    try:
+        __main__.main()
+        assert gc.isenabled()  # with workers, this process only watches them: collector on
+    finally:
+        gc.enable()
     [(args, kwargs)] = calls
     assert args == ("{{ cookiecutter.package_name }}.main:app",)
     assert kwargs["port"] == 9100
@@ -58,6 +66,22 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.5/32"]
     assert kwargs["log_config"] is None
     assert kwargs["access_log"] is False
+
+
+def test_python_dash_m_starts_without_the_collector_and_the_lifespan_turns_it_back_on(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = "{{ cookiecutter.package_name }}.__main__"
+    monkeypatch.delitem(sys.modules, module)  # run afresh, as in a new process
+    try:
+        # What a worker spawned by `python -m` runs first (named __mp_main__, main() not called).
+        runpy.run_module(module, run_name="__mp_main__")
+        assert not gc.isenabled()
+        with TestClient(app) as client:
+            assert gc.isenabled()
+            assert client.get("/health/live").status_code == 200
+    finally:
+        gc.enable()
 
 
 def test_without_trusted_proxies_forwarded_headers_are_ignored(

@@ -98,7 +98,9 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
         flusher = asyncio.create_task(flush_every_second())
         # Objects made so far live as long as the app: out of the collector's way, which
         # otherwise stalls requests for tens of ms (long full collections under tracing).
+        # Then the collector is on again (`python -m` starts with it off: __main__.py).
         gc.freeze()
+        gc.enable()
         yield
         flusher.cancel()
         access_log.flush()
