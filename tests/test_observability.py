@@ -120,6 +120,27 @@ def _ok(check: Callable[[], Any]) -> Any:
         return None
 
 
+def young_collections(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="0"}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no python_gc_collections_total in /metrics")
+
+
+def test_the_garbage_collector_is_on_once_the_service_serves(installed: Baked) -> None:
+    """`python -m` starts with the collector off; the lifespan turns it back on (left off, the
+    service would never free a reference cycle)."""
+    with serving(installed.path, installed.package) as service:
+
+        def collected() -> bool:  # with the collector off, traffic would not move the count
+            before = young_collections(httpx.get(f"{service.url}/metrics").text)
+            for _ in range(20):
+                httpx.get(f"{service.url}/openapi.json")
+            return young_collections(httpx.get(f"{service.url}/metrics").text) > before
+
+        wait_for(collected, timeout=30)
+
+
 def test_two_workers_count_every_request_exactly(installed: Baked, tmp_path: Path) -> None:
     settings = {
         f"{installed.package.upper()}_WORKERS": "2",
