@@ -73,9 +73,9 @@ def test_python_dash_m_starts_without_the_collector_and_the_lifespan_turns_it_ba
 ) -> None:
     module = "{{ cookiecutter.package_name }}.__main__"
     monkeypatch.delitem(sys.modules, module)  # run afresh, as in a new process
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
     try:
-        # What a worker spawned by `python -m` runs first (named __mp_main__, main() not called).
-        runpy.run_module(module, run_name="__mp_main__")
+        runpy.run_module(module, run_name="__main__")  # `python -m`, up to uvicorn.run()
         assert not gc.isenabled()
         with TestClient(app) as client:
             assert gc.isenabled()

@@ -6,12 +6,14 @@ With several workers, their metrics are gathered in PROMETHEUS_MULTIPROC_DIR (se
 The garbage collector is off while the service starts: the imports and the app's build make
 objects that live as long as the process, and collecting them on the way is wasted work (about
 a tenth of the start-up). The lifespan freezes them and turns the collector back on
-(observability/middleware.py). Only here: tests and other entry points import as usual.
+(observability/middleware.py). Only when run as `python -m`: tests and other entry points import
+as usual, and so do the processes of several workers (multiprocessing never runs a package's
+__main__ module in them).
 """
 
 import gc
 
-if __name__ in ("__main__", "__mp_main__"):  # `python -m`, or a worker process it spawned
+if __name__ == "__main__":
     gc.disable()
 
 import uvicorn  # noqa: E402 (after the collector is off: most of the start-up is imports)
