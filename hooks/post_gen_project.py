@@ -17,7 +17,6 @@ def remove_paths(*paths: Path) -> None:
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
-        PACKAGE_DIR / "api" / "dependencies.py",  # pagination, used by the articles only
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",

@@ -128,8 +128,8 @@ def young_collections(metrics_text: str) -> float:
 
 
 def test_the_garbage_collector_is_on_once_the_service_serves(installed: Baked) -> None:
-    """`python -m` starts with the collector off; the lifespan turns it back on (left off, the
-    service would never free a reference cycle)."""
+    """The lifespan freezes what start-up made (gc.freeze); the collector itself stays on, or
+    the service would never free a reference cycle."""
     with serving(installed.path, installed.package) as service:
 
         def collected() -> bool:  # with the collector off, traffic would not move the count

@@ -4,9 +4,16 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }}.api.articles import get_articles
+from {{ cookiecutter.package_name }}.domain.articles import InMemoryArticleRepository
+
 from .conftest import Server
+{%- if cookiecutter.auth != "none" %}
+from .credentials import auth_headers
+{%- endif %}
 
 URL = "/api/v1/articles"
 
@@ -26,9 +33,21 @@ def test_create_assigns_an_id_and_points_to_the_article(client: TestClient) -> N
     assert client.get(response.headers["location"]).json()["name"] == "Keyboard"
 
 
+def test_the_repository_is_replaced_through_dependency_overrides(app: FastAPI) -> None:
+    """Routes get their repository through Depends(get_articles): a test swaps it."""
+    mine = InMemoryArticleRepository()
+    app.dependency_overrides[get_articles] = lambda: mine
+    with TestClient(app) as client:
+{%- if cookiecutter.auth != "none" %}
+        client.headers.update(auth_headers(app.state.settings))
+{%- endif %}
+        create(client, name="Only in mine")
+    assert [row["name"] for row in mine.rows.values()] == ["Only in mine"]
+
+
 def test_a_stored_internal_field_never_reaches_the_client(client: TestClient) -> None:
     created = create(client, name="Screen")
-    stored = client.app_state["article_repository"].rows[created["id"]]
+    stored = client.app_state["articles"].rows[created["id"]]
     returned = client.get(f"{URL}/{created['id']}").json()
     assert stored["name_key"] == "screen"
     assert set(returned) == {"id", "name", "price", "in_stock"}

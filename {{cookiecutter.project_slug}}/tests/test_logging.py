@@ -5,10 +5,9 @@ import sys
 import pytest
 
 from {{ cookiecutter.package_name }}.observability.logging import (
-    AccessLog,
-    access_log,
     DropUvicornTraceback,
     JsonFormatter,
+    access_logger,
     setup_logging,
 )
 from {{ cookiecutter.package_name }}.observability.request_id import request_id_var
@@ -60,40 +59,21 @@ def test_fields_named_like_secrets_are_redacted() -> None:
     assert entry["user"] == "ann"
 
 
-def test_an_access_line_is_json_with_the_formatters_timestamp(
+def test_the_access_line_goes_through_logging_with_the_same_formatter(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    log = AccessLog()
-    log.write('GE"T', None, 404, 0.5, 'bad"\\client\n')
-    log.flush()
-    entry = json.loads(capsys.readouterr().out)
-    assert (entry["method"], entry["route"], entry["client"]) == ('GE"T', None, 'bad"\\client\n')
-    assert entry["duration_ms"] == 500.0 and entry["level"] == "INFO"
-    made = record("svc", "now")
-    made.created = 1_700_000_000.0421
-    expected = json.loads(JsonFormatter().format(made))["timestamp"]
-    assert log.timestamp(made.created) == expected == "2023-11-14T22:13:20.042+00:00"
-
-
-def test_the_access_log_is_written_in_blocks(capsys: pytest.CaptureFixture[str]) -> None:
-    log = AccessLog()
+    setup_logging(Settings(_env_file=None))
     token = request_id_var.set("req-2")
     try:
-        log.write("GET", "/items/{item_id}", 200, 0.01234, "10.0.0.1")
+        fields = {"method": 'GE"T', "route": None, "status": 404, "client": 'bad"\\client\n'}
+        access_logger.info("request", extra={**fields, "duration_ms": 12.34})
     finally:
         request_id_var.reset(token)
-    assert capsys.readouterr().out == ""
-    log.flush()
     entry = json.loads(capsys.readouterr().out)
-    assert entry["logger"] == "access" and entry["request_id"] == "req-2"
-    assert (entry["route"], entry["status"], entry["duration_ms"]) == (
-        "/items/{item_id}",
-        200,
-        12.34,
-    )
-    for _ in range(256):
-        log.write("GET", None, 404, 0.001, None)
-    assert len(capsys.readouterr().out.splitlines()) == 256
+    assert entry["logger"] == "access" and entry["message"] == "request"
+    assert entry["request_id"] == "req-2" and entry["level"] == "INFO"
+    assert {key: entry[key] for key in fields} == fields
+    assert entry["duration_ms"] == 12.34
 
 
 def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
@@ -107,9 +87,6 @@ def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
     uvicorn_access = logging.getLogger("uvicorn.access")  # ours replaces it
     assert uvicorn_access.handlers == []
     assert not uvicorn_access.propagate
-    assert access_log.enabled
-    setup_logging(Settings(_env_file=None, access_log=False))
-    assert not access_log.enabled
     setup_logging(Settings(_env_file=None))
 
 

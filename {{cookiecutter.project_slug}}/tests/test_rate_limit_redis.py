@@ -19,8 +19,8 @@ def test_an_unreachable_redis_fails_open(capsys: pytest.CaptureFixture[str]) -> 
     app = create_app(Settings(_env_file=None, rate_limit_storage_uri=uri))
     with TestClient(app) as client:
         responses = [client.get("/health/ready")] + [client.get("/nowhere") for _ in range(20)]
+        limits: RateLimits = client.app_state["rate_limits"]
     assert [r.status_code for r in responses] == [200] + [404] * 20
-    limits: RateLimits = app.state.rate_limits
     assert limits.down
     assert limits.skipped_checks == 20
     assert capsys.readouterr().out.count("rate-limit storage unreachable") == 1

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from {{ cookiecutter.package_name }}.resilience import Upstream
-from {{ cookiecutter.package_name }}.resilience.breaker import Breaker
 from {{ cookiecutter.package_name }}.resilience.errors import (
     CircuitOpenError,
     UpstreamUnavailable,
@@ -98,19 +97,3 @@ async def test_retries_of_one_call_count_once(upstream: FakeUpstream) -> None:
             await client.request("GET", "/thing")
         assert client.breaker.failure_count == 1
         assert len(upstream.hits) == 3
-
-
-async def test_a_cancelled_call_is_neither_a_failure_nor_a_success() -> None:
-    breaker = Breaker("fake", threshold=3, recovery=1)
-
-    async def fails() -> None:
-        raise UpstreamUnavailable("fake", "answered 503")
-
-    async def cancelled() -> None:
-        raise asyncio.CancelledError
-
-    with pytest.raises(UpstreamUnavailable):
-        await breaker.call(fails)
-    with pytest.raises(asyncio.CancelledError):
-        await breaker.call(cancelled)
-    assert breaker.failure_count == 1

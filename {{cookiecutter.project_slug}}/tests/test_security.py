@@ -56,7 +56,7 @@ def with_test_routes(app: FastAPI) -> FastAPI:
 
     @app.get("/test/stream")
     async def stream() -> StreamingResponse:
-        return StreamingResponse(iter([b"x" * 3000, b"y" * 3000]), media_type="text/plain")
+        return StreamingResponse(iter([b"x" * 3000, b"y" * 3000]), media_type="text/event-stream")
 
     @app.get("/test/encoded")
     async def encoded() -> Response:
@@ -172,7 +172,7 @@ def test_large_responses_are_gzipped_small_ones_not(client: TestClient) -> None:
     assert "content-encoding" not in plain.headers
 
 
-def test_huge_bodies_are_gzipped_streams_and_encoded_bodies_left_alone(
+def test_huge_bodies_are_gzipped_event_streams_and_encoded_bodies_left_alone(
     client: TestClient,
 ) -> None:
     gzip = {"accept-encoding": "gzip"}

@@ -121,7 +121,7 @@ def test_the_password_check_runs_off_the_event_loop(
     monkeypatch.setattr(PasswordHash, "verify", spy)
     assert sign_in(anonymous, "alice", "alice's password").status_code == 200
     assert threads and threads[0] != threading.main_thread().name
-    assert app.state.passwords.limiter.total_tokens == passwords.CHECKS_AT_ONCE
+    assert anonymous.app_state["passwords"].limiter.total_tokens == passwords.CHECKS_AT_ONCE
 
 
 def test_only_the_asked_scopes_are_granted(anonymous: TestClient) -> None:

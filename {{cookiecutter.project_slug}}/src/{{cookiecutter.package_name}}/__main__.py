@@ -2,33 +2,19 @@
 
 Starts uvicorn from the settings (host, port, workers, trusted proxies) with production flags.
 With several workers, their metrics are gathered in PROMETHEUS_MULTIPROC_DIR (see metrics.py).
-
-The garbage collector is off while the service starts: the imports and the app's build make
-objects that live as long as the process, and collecting them on the way is wasted work (about
-a tenth of the start-up). The lifespan freezes them and turns the collector back on
-(observability/middleware.py). Only when run as `python -m`: tests and other entry points import
-as usual, and so do the processes of several workers (multiprocessing never runs a package's
-__main__ module in them).
 """
 
-import gc
+import uvicorn
 
-if __name__ == "__main__":
-    gc.disable()
-
-import uvicorn  # noqa: E402 (after the collector is off: most of the start-up is imports)
-
-from .observability.logging import setup_logging  # noqa: E402
-from .observability.metrics import prepare_multiprocess_dir  # noqa: E402
-from .settings import get_settings  # noqa: E402
+from .observability.logging import setup_logging
+from .observability.metrics import prepare_multiprocess_dir
+from .settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     prepare_multiprocess_dir(settings)  # before the workers start
-    if settings.workers > 1:
-        gc.enable()  # this process only watches the workers, which start on their own
     uvicorn.run(
         "{{ cookiecutter.package_name }}.main:app",
         host=settings.host,

@@ -5,14 +5,17 @@ give a bare 500 problem and are logged with their traceback, never shown.
 
 import logging
 from http import HTTPStatus
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+
+from .security.headers import api_headers
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +80,21 @@ async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
 async def unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
     logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     response = problem(request, 500, "The server could not handle the request.")
-    # This handler runs outside the middleware stack, so it sets the id header itself, and the
-    # security headers when the service has them (security/__init__.py).
+    # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware), so it
+    # sets the request id and the security headers itself.
     if request_id := getattr(request.state, "request_id", None):
         response.headers["x-request-id"] = request_id
-    response.raw_headers.extend(getattr(request.app.state, "security_headers", ()))
+    response.raw_headers.extend(api_headers(request.app.state.settings))
     return response
 
 
+# For FastAPI(exception_handlers=...): every error a problem. (Upstream failures have their
+# own handler in resilience/errors.py.)
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    HTTPException: http_error,
+    RequestValidationError: validation_error,
+    Exception: unhandled_error,
+}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": Problem, "description": "Unexpected server error"},
 }
@@ -105,15 +115,24 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unhandled_error)
-    build_openapi = app.openapi
+def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI document with problem bodies, built once (FastAPI's "Extending
+    OpenAPI" recipe): `app.openapi = problem_openapi(app)`."""
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:  # build and rewrite once; FastAPI caches the result
-            document_problems(build_openapi())
-        return build_openapi()
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    openapi_version=app.openapi_version,
+                    summary=app.summary,
+                    description=app.description,
+                    routes=app.routes,
+                    tags=app.openapi_tags,
+                    servers=app.servers,
+                )
+            )
+        return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    return openapi

@@ -1,19 +1,18 @@
 """Health: /health/live says the process is up; /health/ready runs every registered
 dependency check (concurrently, each with a timeout) and answers 200 or 503 with their states.
 
-A feature registers its check in its lifespan: `register_check(app, "redis", ping)`, where the
-check is an async callable that raises when the dependency is not usable.
+main.py creates the registry (`app.state.health_checks`); a feature registers its check in
+its lifespan: `register_check(app, "redis", ping)`, where the check is an async callable that
+raises when the dependency is not usable.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel
-
-from .settings import Settings
 
 # A check raises when its dependency is unusable; it may return a state to show ("closed").
 Check = Callable[[], Awaitable[str | None]]
@@ -62,14 +61,22 @@ class HealthChecks:
         return CheckResult(status="up", state=state)
 
 
+async def get_health_checks(request: Request) -> HealthChecks:
+    checks: HealthChecks = request.app.state.health_checks
+    return checks
+
+
+HealthChecksDep = Annotated[HealthChecks, Depends(get_health_checks)]
+
+
 @router.get("/live")
 async def live() -> Liveness:
     return Liveness()
 
 
 @router.get("/ready", responses={503: {"model": Readiness, "description": "Not ready"}})
-async def ready(request: Request, response: Response) -> Readiness:
-    readiness: Readiness = await request.app.state.health_checks.run()
+async def ready(checks: HealthChecksDep, response: Response) -> Readiness:
+    readiness = await checks.run()
     if readiness.status != "ok":
         response.status_code = 503
     return readiness
@@ -77,8 +84,3 @@ async def ready(request: Request, response: Response) -> Readiness:
 
 def register_check(app: FastAPI, name: str, check: Check) -> None:
     app.state.health_checks.register(name, check)
-
-
-def install_health(app: FastAPI, settings: Settings) -> None:
-    app.state.health_checks = HealthChecks(settings.readiness_timeout_seconds)
-    app.include_router(router)

@@ -6,11 +6,14 @@ environment variables, as in a container.
 """
 
 from mangum import Mangum
-from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
 from .main import app
 
-# Our errors are application/problem+json: send them as text, not base64.
-handler = Mangum(
-    app, lifespan="auto", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"]
-)
+# Sent as text, not base64: every media type the service answers with but binary ones.
+TEXT_MIME_TYPES = [
+    "text/",
+    "application/json",
+    "application/problem+json",
+    "application/javascript",
+]
+handler = Mangum(app, lifespan="auto", text_mime_types=TEXT_MIME_TYPES)

@@ -1,69 +1,117 @@
-"""The application factory: the one place where the service's parts meet."""
+"""The application on one screen: its middleware stack, its routers and its lifespan.
 
+Each router's own lifespan (opening a repository, an upstream client...) runs inside the app's,
+and what it yields joins the request state that the routes' dependencies read.
+"""
+
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
-from . import __version__
-from .api.router import include_api
-from .errors import PROBLEM_RESPONSES, install_error_handlers
-from .health import install_health
-from .observability.logging import setup_logging
-from .observability.middleware import install_observability
-from .observability.request_id import install_request_id
-from .observability.tracing import NATIVE_TELEMETRY_OFF
-from .resilience import install_resilience
-from .security import install_security
-from .security.docs import BUILT_IN_DOCS_OFF
-from .security.rate_limit import install_rate_limiting
-{%- if cookiecutter.auth == "api_key" %}
-from .security.api_keys import install_api_keys
-{%- elif cookiecutter.auth == "jwt" %}
-from .security.tokens import install_tokens
+from . import __version__, health
+{%- if cookiecutter.include_examples %}
+from .api import articles, characters
 {%- endif %}
+{%- if cookiecutter.include_realtime %}
+from .api import realtime
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+from .api import me
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from .api import tokens
+{%- endif %}
+from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
+from .health import HealthChecks
+from .observability.logging import setup_logging
+from .observability.metrics import METRICS_PATH, metrics_auth
+from .observability.middleware import ObservabilityMiddleware
+from .observability.request_id import RequestIdMiddleware
+from .observability.tracing import NATIVE_TELEMETRY_OFF, Tracing
+from .resilience import UpstreamError, upstream_error
+{%- if cookiecutter.auth == "api_key" %}
+from .security.api_keys import auth_state
+{%- elif cookiecutter.auth == "jwt" %}
+from .security.tokens import auth_state
+{%- endif %}
+from .security.cors import cors_middleware
+from .security.docs import BUILT_IN_DOCS_OFF, docs_router
+from .security.edge import EdgeMiddleware
+from .security.rate_limit import RateLimitMiddleware, RateLimits
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Startup, then shutdown. Features open their own resources in their routers' lifespans."""
-    settings: Settings = app.state.settings
-    logger.info("starting", extra={"environment": settings.environment, "version": __version__})
-    yield
-    logger.info("stopped")
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     setup_logging(settings)
+    tracing = Tracing(settings)
+    rate_limits = RateLimits(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        logger.info(
+            "starting", extra={"environment": settings.environment, "version": __version__}
+        )
+        async with tracing.running(), rate_limits.running():
+            # What start-up made lives as long as the app: keep it out of the collector's way.
+            gc.freeze()
+{%- if cookiecutter.auth != "none" %}
+            yield {"rate_limits": rate_limits, **auth_state(settings)}
+{%- else %}
+            yield {"rate_limits": rate_limits}
+{%- endif %}
+        logger.info("stopped")
+
     app = FastAPI(
         title=settings.service_name,
         version=__version__,
         debug=settings.debug,
         lifespan=lifespan,
+        middleware=[  # outermost first: the order a request crosses them
+            Middleware(ObservabilityMiddleware, tracing=tracing, settings=settings),
+            Middleware(RequestIdMiddleware),
+            Middleware(EdgeMiddleware, settings=settings),  # Host, body size, security headers
+            *cors_middleware(settings),  # only when CORS_ORIGINS lists origins
+            Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),
+            Middleware(RateLimitMiddleware, limits=rate_limits),  # inside the edge's headers
+        ],
+        exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},
         responses=PROBLEM_RESPONSES,
-        **BUILT_IN_DOCS_OFF,
-        telemetry=NATIVE_TELEMETRY_OFF,
+        telemetry=NATIVE_TELEMETRY_OFF,  # the observability middleware traces
+        **BUILT_IN_DOCS_OFF,  # docs_router serves them, under their own policy
     )
     app.state.settings = settings
-    install_error_handlers(app)
-    include_api(app)  # first: routes are tried in order, and the API is the hot path
-    install_resilience(app)
-    install_health(app, settings)
-{%- if cookiecutter.auth == "api_key" %}
-    install_api_keys(app, settings)
-{%- elif cookiecutter.auth == "jwt" %}
-    install_tokens(app, settings)
+    app.state.tracing = tracing  # its provider is the app's (tests add exporters to it)
+    app.state.health_checks = HealthChecks(settings.readiness_timeout_seconds)
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+    app.include_router(health.router)
+    app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
+{%- if cookiecutter.include_examples %}
+    app.include_router(articles.router)
+    app.include_router(characters.router)
 {%- endif %}
-    # Middleware, innermost first: the last installed sees the request first.
-    install_rate_limiting(app, settings)  # inside the edge, so a 429 gets its headers
-    install_security(app, settings)  # Host check, body limit, security headers, CORS, gzip
-    install_request_id(app)
-    install_observability(app, settings)  # outermost: times, counts and logs every answer
+{%- if cookiecutter.include_realtime %}
+    app.include_router(realtime.router)
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+    app.include_router(me.router)
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(tokens.router)
+{%- endif %}
+    # Add your routers here: each with prefix=f"{API_PREFIX}/<resource>" (api/__init__.py).
+    Instrumentator().expose(
+        app, endpoint=METRICS_PATH, include_in_schema=False, dependencies=metrics_auth(settings)
+    )
     return app
 
 

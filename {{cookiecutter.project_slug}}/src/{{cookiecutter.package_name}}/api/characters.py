@@ -15,6 +15,7 @@ from ..domain.characters import Character, CharactersApi
 from ..errors import Problem
 from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
 from ..settings import Settings
+from ..security.rate_limit import RATE_LIMITED
 from . import API_PREFIX
 
 MAX_IDS = 20
@@ -51,7 +52,12 @@ CharacterIds = Annotated[
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No character with that id"}}
-router = APIRouter(prefix=f"{API_PREFIX}/characters", tags=["characters"], lifespan=lifespan)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/characters",
+    tags=["characters"],
+    lifespan=lifespan,
+    responses=RATE_LIMITED,
+)
 
 
 @router.get("/{character_id}", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})

@@ -3,7 +3,9 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
+
+from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -19,4 +21,11 @@ async def pagination(
     return Pagination(skip=skip, limit=limit)
 
 
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (main.py)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 PaginationDep = Annotated[Pagination, Depends(pagination)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]

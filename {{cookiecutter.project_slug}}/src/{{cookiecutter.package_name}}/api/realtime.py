@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
 from ..domain.broadcast import Broadcaster, Message, Subscription
+from ..security.rate_limit import RATE_LIMITED
 from . import API_PREFIX
 
 MAX_TEXT = 4096
@@ -35,7 +36,9 @@ async def get_broadcaster(connection: HTTPConnection) -> Broadcaster:
 
 
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
-router = APIRouter(prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan, responses=RATE_LIMITED
+)
 
 
 class MessageIn(BaseModel):

@@ -2,16 +2,17 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Response
 from pydantic import BaseModel, Field
 
 from ..errors import Problem
 from ..security.principal import Responses, unauthorized
-from ..security.tokens import TokenAuthority
+from ..security.rate_limit import RATE_LIMITED
+from ..security.tokens import PasswordsDep, TokensDep, UsersDep
 from ..security.users import authenticate
 from . import API_PREFIX
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=RATE_LIMITED)
 
 
 class PasswordGrant(BaseModel):
@@ -36,16 +37,18 @@ BAD_PASSWORD: Responses = {
 
 @router.post("/token", responses=BAD_PASSWORD)
 async def issue_token(
-    grant: Annotated[PasswordGrant, Form()], request: Request, response: Response
+    grant: Annotated[PasswordGrant, Form()],
+    response: Response,
+    tokens: TokensDep,
+    users: UsersDep,
+    passwords: PasswordsDep,
 ) -> Token:
     """A token with the user's scopes, or only those asked for in `scope`."""
-    state = request.app.state
-    user = await authenticate(state.users, state.passwords, grant.username, grant.password)
+    user = await authenticate(users, passwords, grant.username, grant.password)
     if user is None:
         raise unauthorized("Incorrect username or password", "Bearer")
     asked = grant.scope.split()
     scopes = [scope for scope in user.scopes if not asked or scope in asked]
-    tokens: TokenAuthority = state.tokens
     response.headers["Cache-Control"] = "no-store"  # RFC 6749 §5.1: never cache a token
     token = tokens.issue(user.username, scopes)
     return Token(access_token=token, expires_in=tokens.lifetime_seconds)

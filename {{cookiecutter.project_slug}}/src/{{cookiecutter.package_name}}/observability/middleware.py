@@ -1,46 +1,38 @@
-"""One pure ASGI middleware for everything observed per request: the timing, the route template
-(resolved once), the metrics, the server span (sampled requests only) and the access-log line.
+"""One pure ASGI middleware for everything observed per request: the timing, the route template,
+the metrics, the server span (sampled requests only) and the access-log line.
 
+prometheus-fastapi-instrumentator's own middleware and FastAPI's built-in tracing would each
+time and match every request again; this one does it once for all three.
 /metrics and the health probes are left alone: not counted, not traced, not logged.
 """
 
-import asyncio
-import contextlib
-import gc
-from collections.abc import AsyncIterator
 from time import perf_counter
-from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..health import router as health_router
 from ..settings import Settings
-from .logging import access_log
-from .metrics import METRICS_PATH, RequestMetrics, install_metrics
+from .logging import access_logger
+from .metrics import METRICS_PATH, RequestMetrics
 from .tracing import Tracing, end_span
 
-PROBES = [route.path for route in health_router.routes if isinstance(route, APIRoute)]
-UNOBSERVED_PATHS = frozenset({METRICS_PATH, *PROBES})
+UNOBSERVED_PATHS = frozenset({METRICS_PATH, "/health/live", "/health/ready"})
 
 
 def route_template(scope: Scope) -> str | None:
-    """The matched route's path template, e.g. /api/v1/orders/{order_id}; None if none."""
-    # FastAPI 0.116+ resolves an included router's route to an "effective" one with the prefix.
-    fastapi_scope = scope.get("fastapi")
-    route = fastapi_scope.get("effective_route_context") if fastapi_scope else None
-    path: str | None = getattr(route or scope.get("route"), "path_format", None)
-    return path
+    """The matched route's path template, e.g. /api/v1/orders/{order_id}; None if none.
+
+    Starlette's router and FastAPI put the matched route in the scope under "route", for
+    middleware such as this one. Our routers carry their whole prefix (APIRouter(prefix=...)),
+    so the route's own path is the full template."""
+    return getattr(scope.get("route"), "path", None)
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
+    def __init__(self, app: ASGIApp, tracing: Tracing, settings: Settings) -> None:
         self.app = app
         self.tracing = tracing
         self.metrics = RequestMetrics()
-        # Plain Starlette routes (the docs pages) leave only their endpoint in the scope.
-        self.endpoint_paths: dict[Any, str] | None = None
+        self.access_log = settings.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNOBSERVED_PATHS:
@@ -61,51 +53,17 @@ class ObservabilityMiddleware:
         finally:
             seconds = perf_counter() - started
             method = scope["method"]
-            route = route_template(scope) or self.endpoint_path(scope)
+            route = route_template(scope)
             self.metrics.record(method, route, status, seconds)
             if span is not None:
                 end_span(span, method, route, status)
-            if access_log.enabled:
+            if self.access_log:
                 client = scope.get("client")
-                access_log.write(method, route, status, seconds, client[0] if client else None)
-
-    def endpoint_path(self, scope: Scope) -> str | None:
-        endpoint = scope.get("endpoint")
-        if endpoint is None:
-            return None
-        if self.endpoint_paths is None:
-            routes = scope["app"].routes
-            self.endpoint_paths = {
-                getattr(r, "endpoint", None): r.path for r in routes if hasattr(r, "path")
-            }
-        return self.endpoint_paths.get(endpoint)
-
-
-async def flush_every_second() -> None:
-    while True:
-        await asyncio.sleep(1)
-        access_log.flush()
-
-
-def install_observability(app: FastAPI, settings: Settings) -> None:
-    """/metrics, tracing and the access log; install it last, so that it runs first."""
-    tracing = Tracing(settings)
-    app.state.tracing = tracing
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tracing.start()
-        flusher = asyncio.create_task(flush_every_second())
-        # Objects made so far live as long as the app: out of the collector's way, which
-        # otherwise stalls requests for tens of ms (long full collections under tracing).
-        # Then the collector is on again (`python -m` starts with it off: __main__.py).
-        gc.freeze()
-        gc.enable()
-        yield
-        flusher.cancel()
-        access_log.flush()
-        tracing.shutdown()
-
-    install_metrics(app, settings)
-    app.include_router(APIRouter(lifespan=lifespan))
-    app.add_middleware(ObservabilityMiddleware, tracing=tracing)
+                fields = {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client": client[0] if client else None,
+                }
+                access_logger.info("request", extra=fields)

@@ -9,7 +9,6 @@ import re
 import secrets
 from contextvars import ContextVar
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
@@ -47,7 +46,3 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-def install_request_id(app: FastAPI) -> None:
-    app.add_middleware(RequestIdMiddleware)

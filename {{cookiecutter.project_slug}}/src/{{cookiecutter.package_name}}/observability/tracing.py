@@ -6,15 +6,18 @@ on OTLP/HTTP export; OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG replace the d
 OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT... are read by the exporter. TRACE_CONSOLE=true prints
 spans for development. With no exporter nothing is traced at all.
 
-Cost: the sampling decision comes first, so an unsampled request creates no span and touches
-no OpenTelemetry context. FastAPI's built-in tracing (three more spans per request) is turned
-off in main.py. The provider is built in the lifespan: once per worker, after any fork.
+The sampling decision comes first, so an unsampled request creates no span and touches no
+OpenTelemetry context. FastAPI's built-in tracing is off (main.py): it does span work for every
+request, sampled or not, and adds spans per dependency. The provider is built in the lifespan:
+once per worker, after any fork.
 """
 
 import os
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx2
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -24,12 +27,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBasedTraceIdRatio,
-    Sampler,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio, Sampler
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -38,8 +36,8 @@ from starlette.types import Scope
 from .. import __version__
 from ..settings import Settings
 
-# FastAPI 0.165 traces by itself once an SDK provider is installed; this span is enough.
-NATIVE_TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False}
+# FastAPI traces by itself once an SDK provider is installed; the middleware's span is enough.
+NATIVE_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 EMPTY_CONTEXT = context.Context()
 W3C = TraceContextTextMapPropagator()
 TRACE_HEADERS = (b"traceparent", b"tracestate")
@@ -57,19 +55,6 @@ class PresetTraceIds(RandomIdGenerator):
     def generate_trace_id(self) -> int:
         trace_id, self.next_trace_id = self.next_trace_id, 0
         return trace_id or self.draw()
-
-
-class HashedOnce(Resource):
-    """The service's resource, hashed once. The OTLP encoder groups every exported span by
-    its resource, and a Resource hashes by JSON-encoding its attributes each time: ~11 µs a
-    span, a quarter of the encoding (a Resource is immutable, so its hash cannot change)."""
-
-    def __init__(self, resource: Resource) -> None:
-        super().__init__(resource.attributes, resource.schema_url)
-        self.cached_hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self.cached_hash
 
 
 def exporting(settings: Settings) -> bool:
@@ -100,7 +85,15 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.sampler: Sampler | None = None
-        self.root_bound: int | None = None  # set when the default sampler is in use
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator["Tracing"]:
+        """For the lifespan: the provider while the app serves, flushed at shutdown."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
 
     def start(self) -> None:
         """In the lifespan startup: the provider, its exporters and their threads."""
@@ -121,7 +114,7 @@ class Tracing:
         sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else default
         provider = TracerProvider(
             sampler=sampler,
-            resource=HashedOnce(resource),
+            resource=resource,
             id_generator=self.ids,
             shutdown_on_exit=False,
         )
@@ -131,8 +124,6 @@ class Tracing:
         # OpenTelemetry allows one global per process, later calls only warn.
         trace.set_tracer_provider(provider)
         self.provider, self.sampler = provider, provider.sampler
-        if sampler is default:  # its decision for a new trace, taken without calling it
-            self.root_bound = TraceIdRatioBased.get_bound_for_rate(settings.trace_sample_ratio)
         self.tracer = provider.get_tracer(__name__, __version__)
 
     def shutdown(self) -> None:
@@ -151,13 +142,6 @@ class Tracing:
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         ]
-        if not incoming and self.root_bound is not None:
-            # A new trace under the default sampler: its ratio test, minus the decision
-            # object (the SDK's sampler reaches the same decision again for the sampled).
-            trace_id = self.ids.draw()
-            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= self.root_bound:
-                return None
-            return self.open_span(tracer, scope, EMPTY_CONTEXT, trace_id)
         parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
         parent_span = trace.get_current_span(parent).get_span_context()
         trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
@@ -222,12 +206,3 @@ class TracedTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.transport.aclose()
-
-
-def trace_http_client(client: httpx2.AsyncClient) -> httpx2.AsyncClient:
-    """Trace `client`'s calls (its default transport); returns the same client.
-
-    Building a client yourself: `httpx2.AsyncClient(transport=TracedTransport(...))`.
-    """
-    client._transport = TracedTransport(client._transport)
-    return client

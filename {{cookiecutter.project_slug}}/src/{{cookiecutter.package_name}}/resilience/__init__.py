@@ -1,8 +1,8 @@
 """Resilience for calls to other services (upstreams): retry, circuit breaker, timeouts,
 bulkhead and fallback around one pooled HTTP client per upstream.
 
-The client is httpx2 (the maintained continuation of httpx, same API): httpx 0.28's connection
-pool slows down with the number of calls in flight (500 calls at 32 at once took 4x longer).
+The client is httpx2 (the maintained continuation of httpx, same API), whose connection pool
+keeps its speed with many calls in flight (benchmarks/README.md, resilience).
 
 The policies wrap each call in this order, outermost first:
 
@@ -18,12 +18,9 @@ The policies wrap each call in this order, outermost first:
 
 Use: open an `Upstream` in a router's lifespan with `open_upstream(app, policy)`, then call
 `await upstream.get_json("/path")` or `await upstream.request(...)`. Failures become problem
-responses (see errors.py): 503 with Retry-After, 504, or the upstream's 404.
+responses through `upstream_error` (main.py's exception handlers): 503 with Retry-After, 504,
+or the upstream's 404.
 """
-
-import logging
-
-from fastapi import FastAPI
 
 from .client import Upstream, create_http_client, open_upstream
 from .errors import UPSTREAM_RESPONSES, UpstreamError, upstream_error
@@ -37,15 +34,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamPolicy",
     "create_http_client",
-    "install_resilience",
     "open_upstream",
+    "upstream_error",
     "with_fallback",
 ]
-
-
-def install_resilience(app: FastAPI) -> None:
-    """Turn every upstream failure into a problem response instead of a 500."""
-    app.add_exception_handler(UpstreamError, upstream_error)
-    # httpx2 logs every request at INFO: a line per upstream call, paid on every call. Failures
-    # and retries are logged by events.py; set it back to INFO to trace each call.
-    logging.getLogger("httpx2").setLevel(logging.WARNING)

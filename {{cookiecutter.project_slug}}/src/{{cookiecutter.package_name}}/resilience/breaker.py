@@ -5,12 +5,13 @@ the network, which spares the upstream while it recovers and spares our callers 
 After `recovery` seconds it is half-open: one probe call goes through (the others still fail
 fast); its success closes the breaker, its failure opens it again for another period.
 Only transient failures count: a 404 or any other real answer proves the upstream is up.
+The library counts any other exception as a success, a cancelled call included; every step
+inside the breaker (retry waits, attempts) is bounded by the call's deadline by itself, so the
+deadline's own cancellation is only a backstop.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
 
@@ -36,19 +37,7 @@ class Breaker(CircuitBreaker):
         self.upstream = upstream
         self.probing = False
 
-    def __exit__(
-        self,
-        error_type: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> Literal[False]:
-        # The library counts any exception that is not a failure as a success and closes the
-        # breaker; a cancelled call (its caller gave up) proved nothing either way.
-        if error_type is None or not issubclass(error_type, asyncio.CancelledError):
-            super().__exit__(error_type, error, traceback)
-        return False  # never swallow the exception
-
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+    async def run(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation` unless the breaker is open; its outcome is the breaker's verdict."""
         before = str(self.state)
         if before == STATE_OPEN or (before == STATE_HALF_OPEN and self.probing):
@@ -59,8 +48,8 @@ class Breaker(CircuitBreaker):
             self.probing = True
             events.breaker_changed(self.upstream, STATE_HALF_OPEN)
         try:
-            with self:
-                return await operation()
+            result: T = await self.call_async(operation)
+            return result
         finally:
             if probe:
                 self.probing = False

@@ -72,29 +72,14 @@ class Upstream:
             return await self.retried(method, url, budget, safe, kwargs)
 
         async with budget.enforced(self.name), self.bulkhead.slot(budget):
-            return await self.breaker.call(retried)
+            return await self.breaker.run(retried)
 
     async def retried(
         self, method: str, url: str, budget: Deadline, safe: bool, kwargs: dict[str, Any]
     ) -> httpx2.Response:
-        # The first try runs bare: tenacity's loop costs about 90 µs a call, worth paying only
-        # when a retry is due. It then starts from that first failure, replayed (not re-sent),
-        # so that attempts, waits and events are exactly those of a loop that ran from the start.
-        try:
-            return await self.attempt(method, url, budget, kwargs)
-        except UpstreamError as error:
-            if not (error.transient and safe and self.policy.attempts > 1):
-                raise
-            first_failure: UpstreamError | None = error
-
-        async def attempt() -> httpx2.Response:
-            nonlocal first_failure
-            if first_failure is not None:
-                failure, first_failure = first_failure, None
-                raise failure
-            return await self.attempt(method, url, budget, kwargs)
-
-        return await retrying(self.policy, budget, safe)(attempt)
+        retry = retrying(self.policy, budget, safe)
+        response: httpx2.Response = await retry(self.attempt, method, url, budget, kwargs)
+        return response
 
     async def attempt(
         self, method: str, url: str, budget: Deadline, kwargs: dict[str, Any]

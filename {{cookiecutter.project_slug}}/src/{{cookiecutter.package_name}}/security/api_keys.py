@@ -11,9 +11,9 @@ import hmac
 import secrets
 import sys
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from ..settings import ENV_PREFIX, Settings
@@ -49,15 +49,22 @@ class ApiKeys:
         return found
 
 
-def install_api_keys(app: FastAPI, settings: Settings) -> None:
-    app.state.api_keys = ApiKeys(settings.api_key_digests)
+def auth_state(settings: Settings) -> dict[str, Any]:
+    """What the lifespan keeps for authentication (main.py): the configured keys."""
+    return {"api_keys": ApiKeys(settings.api_key_digests)}
+
+
+async def get_api_keys(request: Request) -> ApiKeys:
+    api_keys: ApiKeys = request.state.api_keys
+    return api_keys
 
 
 async def require_principal(
-    request: Request, key: Annotated[str | None, Security(api_key_header)]
+    request: Request,
+    key: Annotated[str | None, Security(api_key_header)],
+    api_keys: Annotated[ApiKeys, Depends(get_api_keys)],
 ) -> Principal:
     """The caller behind a valid X-API-Key; 401 otherwise."""
-    api_keys: ApiKeys = request.app.state.api_keys
     principal = api_keys.identify(key) if key else None
     if principal is None:
         raise unauthorized(f"A valid API key is required in the {HEADER} header", CHALLENGE)

@@ -13,7 +13,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
@@ -117,15 +117,18 @@ def basic_auth(settings: Settings) -> list[Any]:
     return [Depends(require_credentials)]
 
 
-def docs_router(app: FastAPI, settings: Settings) -> APIRouter:
+def docs_router(settings: Settings) -> APIRouter:
+    """The docs' routes; an empty router while the docs are off (production by default)."""
     router = APIRouter(include_in_schema=False, dependencies=basic_auth(settings))
-    title = html.escape(app.title)
+    if not docs_enabled(settings):
+        return router
+    title = html.escape(settings.service_name)
     swagger_page = SWAGGER_PAGE.format(title=title)
     redoc_page = REDOC_PAGE.format(title=title)
 
     @router.get(OPENAPI_PATH)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
 
     @router.get(SWAGGER_PATH)
     async def swagger_ui() -> HTMLResponse:
@@ -150,8 +153,3 @@ def docs_router(app: FastAPI, settings: Settings) -> APIRouter:
         return Response(asset(name), media_type=ASSETS[name][1])
 
     return router
-
-
-def install_docs(app: FastAPI, settings: Settings) -> None:
-    if docs_enabled(settings):
-        app.include_router(docs_router(app, settings))

@@ -1,9 +1,10 @@
 """The edge every request crosses first: an allowed Host, a bounded body, security headers.
 
-One pure ASGI middleware does all three, so the request headers are scanned once and the
-response gets one precomputed header list (a Starlette base-middleware class would cost a task
-and a copy per request). Refusals are problems: 400 for a Host not in ALLOWED_HOSTS, 413 for a
-body over MAX_BODY_BYTES, announced by Content-Length or counted while it streams (chunked).
+Starlette's TrustedHostMiddleware and FastAPI's `max_body_size` answer in plain text, outside
+the middleware stack (no security headers, no request id); this pure ASGI middleware answers
+with problems: 400 for a Host not in ALLOWED_HOSTS, 413 for a body over MAX_BODY_BYTES
+(announced by Content-Length, or counted while it streams), and gives every response one
+precomputed list of security headers, refusals included.
 """
 
 from collections.abc import Iterable
@@ -13,7 +14,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import problem
-from .headers import Headers
+from ..settings import Settings
+from .docs import docs_headers_by_path
+from .headers import api_headers
 
 # Orchestrators probe health by pod address, not by the service's name.
 HOST_CHECK_EXEMPT = "/health/"
@@ -57,19 +60,13 @@ def count_body(receive: Receive, limit: int) -> Receive:
 
 
 class EdgeMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        headers: Headers,
-        headers_by_path: dict[str, Headers],
-        hosts: HostRule | None,
-        max_body_bytes: int,
-    ) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.headers = headers
-        self.headers_by_path = headers_by_path  # the docs pages' own policy and caching
-        self.hosts = hosts  # None: any Host
-        self.max_body_bytes = max_body_bytes
+        self.headers = api_headers(settings)
+        self.headers_by_path = docs_headers_by_path(settings)  # the docs pages' own policy
+        hosts = settings.allowed_hosts
+        self.hosts = None if "*" in hosts else HostRule(hosts)  # None: any Host
+        self.max_body_bytes = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and not self.host_allowed(scope):

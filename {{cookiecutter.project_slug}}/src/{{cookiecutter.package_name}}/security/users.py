@@ -1,6 +1,6 @@
 """Users who may ask for a token: a small repository interface, and the store that reads them
 from the settings (JWT_USERS). To keep users in a database, write a class with the same `get`
-and give it to the app in `install_tokens` (security/tokens.py)."""
+and return it from `auth_state` in security/tokens.py."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
