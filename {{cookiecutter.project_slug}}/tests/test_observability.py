@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 from opentelemetry.util._once import Once
 from prometheus_client import REGISTRY
@@ -255,7 +255,8 @@ def test_a_new_trace_gets_the_sdk_samplers_decision(
     """The middleware decides on the id it drew; the span then carries that very id."""
     sampler = TraceIdRatioBased(0.25)
     drawn = [random.Random(seed).getrandbits(128) for seed in range(40)]  # the same every run
-    expected = [i for i in drawn if sampler.should_sample(None, i, "GET").decision.is_sampled()]
+    sampled = Decision.RECORD_AND_SAMPLE
+    expected = [i for i in drawn if sampler.should_sample(None, i, "GET").decision == sampled]
     app = build(spans, trace_sample_ratio=0.25)
     with served(app) as client:
         monkeypatch.setattr(app.state.tracing.ids, "draw", lambda: drawn[0])
