@@ -114,26 +114,33 @@ def redis_settings(baked: Baked, redis: Redis, limit: str) -> dict[str, str]:
     }
 
 
-async def fire(urls: list[str], total: int) -> list[int]:
-    """`total` requests at once, spread over `urls`."""
-    limits = httpx.Limits(max_connections=total)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        responses = await asyncio.gather(*(client.get(urls[i % len(urls)]) for i in range(total)))
-    return [response.status_code for response in responses]
+async def fire(urls: list[str], total: int, in_flight: int) -> list[int]:
+    """`total` requests, `in_flight` at a time, spread over `urls`."""
+    slots = asyncio.Semaphore(in_flight)
+    pool = httpx.Limits(max_connections=in_flight)
+    async with httpx.AsyncClient(limits=pool, timeout=30) as client:
+
+        async def one(url: str) -> int:
+            async with slots:
+                return (await client.get(url)).status_code
+
+        return await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(total)))
 
 
 def test_two_processes_sharing_redis_let_exactly_the_limit_through(
     installed: Baked, redis: Redis
 ) -> None:
-    settings = redis_settings(installed, redis, "37/minute")
+    """Under load, a slow answer from Redis is not an outage: no request goes uncounted."""
+    settings = redis_settings(installed, redis, "50/minute")
     with ExitStack() as stack:
         services = [
             stack.enter_context(serving(installed.path, installed.package, settings))
             for _ in range(2)
         ]
-        statuses = asyncio.run(fire([f"{s.url}/nowhere" for s in services], 200))
-    assert statuses.count(404) == 37  # the unknown path answers 404 when let through
-    assert statuses.count(429) == 200 - 37
+        urls = [f"{s.url}/openapi.json" for s in services]
+        statuses = asyncio.run(fire(urls, total=200, in_flight=32))
+    assert statuses.count(200) == 50
+    assert statuses.count(429) == 200 - 50
 
 
 def test_the_service_keeps_serving_while_redis_hangs_then_dies(
@@ -157,7 +164,7 @@ def test_the_service_keeps_serving_while_redis_hangs_then_dies(
         output = service.stop()
     assert set(statuses) == {200}
     assert len(statuses) > 30
-    assert "x-ratelimit-limit" not in last.headers  # served unchecked
+    assert last.headers["x-ratelimit-limit"] == "100000"  # still counted, in memory
     logged = [json.loads(line) for line in output.splitlines()]
     messages = [e["message"] for e in logged if e["logger"].endswith("rate_limit")]
     assert len(messages) == 1  # once per outage
@@ -198,20 +205,21 @@ def test_behind_nginx_each_client_address_has_its_own_bucket(
     with client_from("127.0.0.2") as first, client_from("127.0.0.3") as second:
         # The first client forges a hop; nginx appends its real address, which is what counts.
         forged = {"X-Forwarded-For": "203.0.113.50"}
-        statuses = [first.get(f"{proxy}/nowhere", headers=forged).status_code for _ in range(6)]
-        other = second.get(f"{proxy}/nowhere")
+        url = "/openapi.json"
+        statuses = [first.get(f"{proxy}{url}", headers=forged).status_code for _ in range(6)]
+        other = second.get(f"{proxy}{url}")
         # The second client, now straight to the service (an untrusted peer), forging hops:
         # the same bucket as through nginx, whatever it claims.
         direct = [
-            second.get(f"{service.url}/nowhere", headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            second.get(f"{service.url}{url}", headers={"X-Forwarded-For": f"198.51.100.{i}"})
             for i in range(5)
         ]
-    assert statuses == [404] * 5 + [429]
-    assert other.status_code == 404
+    assert statuses == [200] * 5 + [429]
+    assert other.status_code == 200
     assert other.headers["x-ratelimit-remaining"] == "4"
     assert [r.headers["x-ratelimit-remaining"] for r in direct] == ["3", "2", "1", "0", "0"]
-    assert [r.status_code for r in direct] == [404] * 4 + [429]
+    assert [r.status_code for r in direct] == [200] * 4 + [429]
     entries = [json.loads(line) for line in service.stop().splitlines()]
-    access = [e for e in entries if e.get("logger") == "access" and e["status"] in (404, 429)]
+    access = [e for e in entries if e.get("logger") == "access" and e["status"] in (200, 429)]
     # uvicorn's proxy-headers rewrite names the same client as the rate limiter.
     assert {e["client"] for e in access} == {"127.0.0.2", "127.0.0.3"}

@@ -24,7 +24,8 @@ def test_an_app_level_dependency_runs_on_every_route(
 
     class AppWithDependency(FastAPI):
         def __init__(self, **options: Any) -> None:
-            super().__init__(dependencies=[Depends(seen)], **options)
+            dependencies = [*options.pop("dependencies", []), Depends(seen)]
+            super().__init__(dependencies=dependencies, **options)
 
     monkeypatch.setattr(main, "FastAPI", AppWithDependency)
     with TestClient(main.create_app(settings), raise_server_exceptions=False) as client:

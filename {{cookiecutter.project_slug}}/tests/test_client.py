@@ -8,6 +8,7 @@ from {{ cookiecutter.package_name }}.security.client import TrustedProxies, clie
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
 PROXIES = TrustedProxies([ip_network("10.0.0.0/8"), ip_network("127.0.0.1")])
+FORWARDING_PROXIES = TrustedProxies(PROXIES.networks, "forwarded")
 
 
 def scope(peer: str | None, *headers: tuple[str, str]) -> dict[str, Any]:
@@ -59,15 +60,29 @@ def test_repeated_forwarded_for_headers_make_one_chain() -> None:
         ("proto=https", "10.0.0.1"),
     ],
 )
-def test_the_forwarded_header_is_read_when_there_is_no_x_forwarded_for(
+def test_the_forwarded_header_is_read_when_the_proxies_write_it(
     forwarded: str, client: str
 ) -> None:
-    assert client_address(scope("10.0.0.1", ("Forwarded", forwarded)), PROXIES) == client
+    request = scope("10.0.0.1", ("Forwarded", forwarded))
+    assert client_address(request, FORWARDING_PROXIES) == client
 
 
-def test_x_forwarded_for_wins_over_forwarded_as_in_uvicorn() -> None:
+def test_only_the_header_the_proxies_write_is_read() -> None:
+    """The client's own copy of the other header passes through the proxy untouched: it must
+    not choose the address (its rate-limit bucket)."""
     request = scope("10.0.0.1", ("Forwarded", "for=7.7.7.7"), ("X-Forwarded-For", "8.8.8.8"))
+    assert client_address(request, FORWARDING_PROXIES) == "7.7.7.7"
     assert client_address(request, PROXIES) == "8.8.8.8"
+    assert client_address(scope("10.0.0.1", ("Forwarded", "for=7.7.7.7")), PROXIES) == "10.0.0.1"
+
+
+def test_the_header_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).forwarded_header == "x-forwarded-for"
+    monkeypatch.setenv(f"{ENV_PREFIX}FORWARDED_HEADER", "forwarded")
+    assert Settings(_env_file=None).forwarded_header == "forwarded"
+    monkeypatch.setenv(f"{ENV_PREFIX}FORWARDED_HEADER", "x-real-ip")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
 
 
 def test_a_scope_without_a_client_has_an_empty_address() -> None:

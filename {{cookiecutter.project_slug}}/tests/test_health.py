@@ -64,3 +64,40 @@ def test_ready_times_out_a_hanging_check() -> None:
         "error": "timed out after 0.05s",
         "state": None,
     }
+
+
+def test_ready_runs_the_checks_at_most_once_per_interval() -> None:
+    runs: list[float] = []
+
+    async def counted() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.05)  # concurrent probes arrive while it runs
+
+    app = create_app(Settings(_env_file=None, readiness_cache_seconds=60))
+    register_check(app, "database", counted)
+
+    async def probe_many() -> list[str]:
+        checks = app.state.health_checks
+        answers = await asyncio.gather(*(checks.readiness() for _ in range(20)))
+        return [answer.status for answer in answers]
+
+    with TestClient(app) as client:
+        statuses = [client.get("/health/ready").status_code for _ in range(10)]
+        assert client.portal is not None
+        assert client.portal.call(probe_many) == ["ok"] * 20
+    assert statuses == [200] * 10
+    assert len(runs) == 1
+
+
+def test_ready_runs_the_checks_every_time_without_a_cache() -> None:
+    runs: list[int] = []
+
+    async def counted() -> None:
+        runs.append(1)
+
+    app = create_app(Settings(_env_file=None, readiness_cache_seconds=0))
+    register_check(app, "database", counted)
+    with TestClient(app) as client:
+        for _ in range(3):
+            client.get("/health/ready")
+    assert len(runs) == 3

@@ -30,6 +30,10 @@ async def as_principal(request: Request, user: str = "") -> None:
 def build(**values: Any) -> FastAPI:
     app = create_app(Settings(_env_file=None, **{**LIMITED, **values}))
 
+    @app.get("/items/{item_id}", responses=RATE_LIMITED)
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
     @app.post(
         "/write", dependencies=[Depends(rate_limit("rate_limit_write"))], responses=RATE_LIMITED
     )
@@ -58,28 +62,36 @@ def limits_of(client: TestClient) -> RateLimits:
 
 
 def test_every_route_has_the_default_limit_with_its_headers(limited: TestClient) -> None:
-    responses = [limited.get("/nowhere") for _ in range(4)]
-    assert [r.status_code for r in responses] == [404, 404, 404, 429]
+    responses = [limited.get("/items/1") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0", "0"]
     assert {r.headers["x-ratelimit-limit"] for r in responses} == {"3"}
     assert int(responses[0].headers["x-ratelimit-reset"]) > 0
     assert "retry-after" not in responses[0].headers
 
 
-def test_every_429_is_counted_in_the_metrics(limited: TestClient) -> None:
+def test_every_429_is_counted_under_its_route(limited: TestClient) -> None:
     def refused() -> float:
         return REGISTRY.get_sample_value("http_rate_limited_total", {"limit": "default"}) or 0.0
 
-    before = refused()
-    statuses = [limited.get("/nothing/here").status_code for _ in range(4)]
+    def served(handler: str) -> float:
+        labels = {"method": "GET", "handler": handler, "status": "4xx"}
+        return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+    before = refused(), served("/items/{item_id}"), served("none")
+    statuses = [limited.get(f"/items/{number}").status_code for number in range(4)]
     assert statuses.count(429) == 1
-    assert refused() == before + 1
+    assert (refused(), served("/items/{item_id}"), served("none")) == (
+        before[0] + 1,
+        before[1] + 1,  # an operator sees which route is throttled
+        before[2],
+    )
 
 
 def test_the_429_is_a_problem_with_retry_after(limited: TestClient) -> None:
     for _ in range(3):
-        limited.get("/nowhere")
-    response = limited.get("/nowhere", headers={"X-Request-ID": "abc"})
+        limited.get("/items/1")
+    response = limited.get("/items/1", headers={"X-Request-ID": "abc"})
     assert response.status_code == 429
     assert response.headers["content-type"] == "application/problem+json"
     assert 1 <= int(response.headers["retry-after"]) <= 60
@@ -95,6 +107,12 @@ def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestCli
     paths = limited.get("/openapi.json").json()["paths"]
     too_many = paths["/write"]["post"]["responses"]["429"]
     assert list(too_many["content"]) == ["application/problem+json"]
+    assert set(too_many["headers"]) == {
+        "Retry-After",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+    }
     api = {path: ops for path, ops in paths.items() if path.startswith("/api/")}
     assert all("429" in op["responses"] for ops in api.values() for op in ops.values())
     assert "429" not in paths["/health/live"]["get"]["responses"]
@@ -113,7 +131,7 @@ def test_a_route_can_ask_for_a_stricter_limit_of_its_own(limited: TestClient) ->
     assert responses[2].headers["content-type"] == "application/problem+json"
     assert "retry-after" in responses[2].headers
     # The default limit counted those requests too, in its own bucket.
-    assert limited.get("/nowhere").headers["x-ratelimit-remaining"] == "0"
+    assert limited.get("/items/1").headers["x-ratelimit-remaining"] == "0"
 
 
 def test_route_limits_count_per_principal_when_there_is_one() -> None:
@@ -123,27 +141,27 @@ def test_route_limits_count_per_principal_when_there_is_one() -> None:
         assert client.get("/mine").status_code == 200  # no principal: the address
 
 
-def test_a_storage_failure_lets_requests_through_and_is_logged_once(
+def test_while_the_storage_is_down_each_process_counts_in_memory(
     limited: TestClient, log_lines: LogLines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A storage outage falls back to per-process counting: never to no limit at all."""
     limits = limits_of(limited)
 
     async def broken(*args: object, **kwargs: object) -> int:
         raise StorageError(ConnectionError("storage down"))
 
     monkeypatch.setattr(limits.storage, "incr", broken)
-    responses = [limited.get("/nowhere") for _ in range(5)]
-    responses += [limited.post("/write") for _ in range(3)]
-    assert {r.status_code for r in responses} == {404, 200}
-    assert "x-ratelimit-limit" not in responses[0].headers
-    assert limits.skipped_checks == 11  # a write is checked twice: default and route limits
+    responses = [limited.get("/items/1") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in responses] == ["2", "1", "0", "0"]
+    assert limits.fallback_checks == 4
     errors = [line for line in log_lines() if "unreachable" in line["message"]]
-    assert len(errors) == 1
+    assert len(errors) == 1  # once per outage
     assert "ConnectionError" in errors[0]["message"]
 
     monkeypatch.undo()
-    limits.retry_at = 0.0  # the retry pause is over
-    assert limited.get("/nowhere").headers["x-ratelimit-remaining"] == "2"
+    limits.retry_at = 0.0  # the retry pause is over: the storage's own counters again
+    assert limited.get("/items/1").headers["x-ratelimit-remaining"] == "2"
     assert any("is back" in line["message"] for line in log_lines())
 
 
@@ -159,7 +177,7 @@ def test_failing_closed_answers_503_problems(monkeypatch: pytest.MonkeyPatch) ->
 
         monkeypatch.setattr(limits.storage, "incr", broken_for_writes)
         route = client.post("/write")  # the default limit passes, the route's fails
-        default = client.get("/nowhere")  # the storage is down now: no more tries for 1 s
+        default = client.get("/items/1")  # the storage is down now: no more tries for 1 s
         assert client.get("/health/live").status_code == 200
     for response in (route, default):
         assert response.status_code == 503
@@ -169,7 +187,7 @@ def test_failing_closed_answers_503_problems(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_the_client_is_the_socket_peer_without_trusted_proxies(limited: TestClient) -> None:
     scope = {"type": "http", "client": ("10.1.2.3", 1234), "headers": []}
-    assert limits_of(limited).client(scope) == "10.1.2.3"
+    assert limits_of(limited).client(Request(scope)) == "10.1.2.3"
 
 
 def test_rate_limiting_can_be_turned_off() -> None:

@@ -15,6 +15,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import ValidationError
 
+from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.security import passwords, tokens
 from {{ cookiecutter.package_name }}.security.principal import Principal
 from {{ cookiecutter.package_name }}.security.tokens import (
@@ -284,3 +285,30 @@ def test_the_real_server_accepts_its_tokens(server: Server) -> None:
 def test_principal_is_immutable() -> None:
     with pytest.raises(ValidationError):
         Principal(kind="user", id="a").id = "b"  # type: ignore[misc]
+
+
+def test_sign_ins_are_limited_per_client_and_per_user_name() -> None:
+    """Per client: one address trying many names; per name: many addresses trying one."""
+    limited = Settings(
+        _env_file=None, jwt_secret=SECRET, jwt_users=USERS, rate_limit_sign_in="2/minute"
+    )
+    app = create_app(limited)
+    with TestClient(app, client=("198.51.100.1", 1000)) as first:
+        names = ("alice", "alice", "carol")
+        statuses = [sign_in(first, name, "wrong").status_code for name in names]
+    with TestClient(app, client=("198.51.100.2", 1000)) as second:
+        alice = sign_in(second, "alice", "alice's password")  # alice's third try: refused
+        bob = sign_in(second, "bob", "bob's password")
+    assert statuses == [401, 401, 429]
+    assert alice.status_code == 429 and "retry-after" in alice.headers
+    assert bob.status_code == 200
+
+
+def test_a_full_password_check_queue_answers_503(
+    anonymous: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(passwords, "CHECKS_WAITING", 0)  # the queue is full already
+    response = sign_in(anonymous, "alice", "alice's password")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"

@@ -23,8 +23,10 @@ def main() -> None:
         log_config=None,  # our JSON logging, set up above and in each worker
         server_header=False,
         access_log=False,  # ours has the route, duration and trace id (observability/)
-        # Believe X-Forwarded-* only from the proxies we were told about, never by default.
-        proxy_headers=bool(settings.trusted_proxies),
+        # Believe X-Forwarded-* only from the proxies we were told about, never by default, and
+        # only when they write X-Forwarded-For (uvicorn reads no other header).
+        proxy_headers=bool(settings.trusted_proxies)
+        and settings.forwarded_header == "x-forwarded-for",
         # The same list and walk as security/client.py, so both name the same client.
         forwarded_allow_ips=[str(network) for network in settings.trusted_proxies] or None,
     )

@@ -1,5 +1,7 @@
 """Health: /health/live says the process is up; /health/ready runs every registered
 dependency check (concurrently, each with a timeout) and answers 200 or 503 with their states.
+The answer is reused for READINESS_CACHE_SECONDS, and concurrent probes share one run: however
+many callers ask, the dependencies are checked at most once per interval.
 
 main.py creates the registry (`app.state.health_checks`); a feature registers its check in
 its lifespan: `register_check(app, "redis", ping)`, where the check is an async callable that
@@ -8,6 +10,7 @@ raises when the dependency is not usable.
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
@@ -36,12 +39,23 @@ class Readiness(BaseModel):
 
 
 class HealthChecks:
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, cache_seconds: float = 0.0) -> None:
         self.timeout = timeout
+        self.cache_seconds = cache_seconds
         self.checks: dict[str, Check] = {}
+        self.latest: asyncio.Task[Readiness] | None = None
+        self.latest_at = 0.0
 
     def register(self, name: str, check: Check) -> None:
         self.checks[name] = check
+
+    async def readiness(self) -> Readiness:
+        """The latest run's answer while it is fresh (or still running), else a new run."""
+        now = time.monotonic()
+        if self.latest is None or now - self.latest_at >= self.cache_seconds:
+            self.latest, self.latest_at = asyncio.create_task(self.run()), now
+        # Shielded: a caller that gives up does not cancel the run the others wait for.
+        return await asyncio.shield(self.latest)
 
     async def run(self) -> Readiness:
         results = await asyncio.gather(*(self.run_one(c) for c in self.checks.values()))
@@ -76,7 +90,7 @@ async def live() -> Liveness:
 
 @router.get("/ready", responses={503: {"model": Readiness, "description": "Not ready"}})
 async def ready(checks: HealthChecksDep, response: Response) -> Readiness:
-    readiness = await checks.run()
+    readiness = await checks.readiness()
     if readiness.status != "ok":
         response.status_code = 503
     return readiness

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -31,7 +31,7 @@ from .api import tokens
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
 from .health import HealthChecks
 from .observability.logging import setup_logging
-from .observability.metrics import METRICS_PATH, metrics_auth
+from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
 from .observability.middleware import ObservabilityMiddleware
 from .observability.request_id import RequestIdMiddleware
 from .observability.tracing import NATIVE_TELEMETRY_OFF, Tracing
@@ -44,7 +44,7 @@ from .security.tokens import auth_state
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
-from .security.rate_limit import RateLimitMiddleware, RateLimits
+from .security.rate_limit import RateLimits, default_rate_limit
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info(
             "starting", extra={"environment": settings.environment, "version": __version__}
         )
-        async with tracing.running(), rate_limits.running():
+        async with tracing.running(), rate_limits.running(), worker_metrics():
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()
 {%- if cookiecutter.auth != "none" %}
@@ -82,8 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(EdgeMiddleware, settings=settings),  # Host, body size, security headers
             *cors_middleware(settings),  # only when CORS_ORIGINS lists origins
             Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),
-            Middleware(RateLimitMiddleware, limits=rate_limits),  # inside the edge's headers
         ],
+        dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
         exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},
         responses=PROBLEM_RESPONSES,
         telemetry=NATIVE_TELEMETRY_OFF,  # the observability middleware traces
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tracing = tracing  # its provider is the app's (tests add exporters to it)
-    app.state.health_checks = HealthChecks(settings.readiness_timeout_seconds)
+    app.state.health_checks = HealthChecks(
+        settings.readiness_timeout_seconds, settings.readiness_cache_seconds
+    )
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     app.include_router(health.router)
     app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION

@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 
 from limits import parse
 from pydantic import (
+    AfterValidator,
     Field,
     IPvAnyNetwork,
     SecretStr,
@@ -34,6 +35,15 @@ Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CommaSeparated = Annotated[list[str], NoDecode]
 Networks = Annotated[list[IPvAnyNetwork], NoDecode]
+
+
+def rate_limit_text(value: str) -> str:
+    parse(value)  # raises ValueError naming the bad limit
+    return value
+
+
+# A limit such as "100/minute" or "5 per second" (the `limits` library's notation).
+RateLimit = Annotated[str, AfterValidator(rate_limit_text)]
 {%- if cookiecutter.auth == "api_key" %}
 # name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
 KeyDigests = Annotated[dict[str, str], NoDecode]
@@ -66,8 +76,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
-    # Proxies (addresses or CIDRs) whose forwarding headers are believed; none by default.
+    # Proxies (addresses or CIDRs) whose forwarding headers are believed; none by default. Only
+    # the header they write is read: x-forwarded-for (nginx's $proxy_add_x_forwarded_for) or
+    # forwarded (RFC 7239).
     trusted_proxies: Networks = []
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
 
     # CORS: browser origins allowed to call the API; none by default.
     cors_origins: CommaSeparated = []
@@ -75,6 +88,8 @@ class Settings(BaseSettings):
 
     # Health
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # How long a readiness answer is reused: probes from many callers run the checks once.
+    readiness_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 {%- if cookiecutter.auth == "api_key" %}
 
     # Auth: API keys in X-API-Key, stored as SHA-256 digests (`make api-key` makes a new one).
@@ -122,14 +137,18 @@ class Settings(BaseSettings):
 
     # Rate limiting: limits such as "100/minute" or "5 per second", counted per client.
     rate_limit_enabled: bool = True
-    rate_limit_default: str = "100/minute"  # every route but health and metrics
-    rate_limit_write: str = "10/minute"  # routes that create or change data
+    rate_limit_default: RateLimit = "100/minute"  # every route but health and metrics
+    rate_limit_write: RateLimit = "10/minute"  # routes that create or change data
 {%- if cookiecutter.rate_limit_storage == "redis" %}
     rate_limit_storage_uri: str = "redis://localhost:6379/0"  # shared by every replica
 {%- else %}
     rate_limit_storage_uri: str = "memory://"  # per process; a redis:// URI shares them
 {%- endif %}
-    rate_limit_fail_open: bool = True  # storage down: serve unchecked (true) or 503 (false)
+{%- if cookiecutter.auth == "jwt" %}
+    rate_limit_sign_in: RateLimit = "5/minute"  # the token route, per client and per user name
+{%- endif %}
+    # Storage down: count per process in memory (true) or refuse with 503 (false).
+    rate_limit_fail_open: bool = True
 
     # Observability: /metrics, tracing (also the standard OTEL_* variables), access log
     metrics_token: SecretStr = SecretStr("")  # empty: /metrics is open
@@ -172,12 +191,6 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be at least 32 characters (`make jwt-secret`)")
         return value
 {%- endif %}
-
-    @field_validator("rate_limit_default", "rate_limit_write")
-    @classmethod
-    def parse_rate_limit(cls, value: str) -> str:
-        parse(value)  # raises ValueError naming the bad limit
-        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

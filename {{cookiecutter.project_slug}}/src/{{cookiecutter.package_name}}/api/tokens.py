@@ -2,12 +2,13 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from ..errors import Problem
 from ..security.principal import Responses, unauthorized
-from ..security.rate_limit import RATE_LIMITED
+from ..security.passwords import PasswordChecksBusy
+from ..security.rate_limit import RATE_LIMITED, RateLimitsDep, rate_limit
 from ..security.tokens import PasswordsDep, TokensDep, UsersDep
 from ..security.users import authenticate
 from . import API_PREFIX
@@ -33,18 +34,33 @@ class Token(BaseModel):
 BAD_PASSWORD: Responses = {
     401: {"model": Problem, "description": "Unknown user or wrong password"}
 }
+BUSY: Responses = {
+    503: {"model": Problem, "description": "Too many sign-ins at once; see Retry-After"}
+}
 
 
-@router.post("/token", responses=BAD_PASSWORD)
+@router.post(
+    "/token",
+    responses={**BAD_PASSWORD, **BUSY},
+    dependencies=[Depends(rate_limit("rate_limit_sign_in"))],  # per client address
+)
 async def issue_token(
     grant: Annotated[PasswordGrant, Form()],
     response: Response,
     tokens: TokensDep,
     users: UsersDep,
     passwords: PasswordsDep,
+    limits: RateLimitsDep,
 ) -> Token:
     """A token with the user's scopes, or only those asked for in `scope`."""
-    user = await authenticate(users, passwords, grant.username, grant.password)
+    # Per user name too: guessing one user's password from many addresses is limited as well.
+    user_key = f"user:{grant.username}"
+    await limits.enforce("rate_limit_sign_in", "rate_limit_sign_in_user", user_key, response)
+    try:
+        user = await authenticate(users, passwords, grant.username, grant.password)
+    except PasswordChecksBusy:
+        detail = "Too many sign-ins are being checked; retry shortly."
+        raise HTTPException(503, detail, headers={"Retry-After": "1"}) from None
     if user is None:
         raise unauthorized("Incorrect username or password", "Bearer")
     asked = grant.scope.split()

@@ -15,12 +15,14 @@ exported with one worker only: prometheus_client cannot aggregate them across pr
 import os
 import secrets
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 from ..settings import Settings
 
@@ -52,7 +54,7 @@ BREAKER_STATE = Gauge(
     "upstream_circuit_breaker_state",
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open (max over workers).",
     ["upstream"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",  # a worker that has stopped no longer counts
 )
 BULKHEAD_REJECTIONS = Counter(
     "upstream_bulkhead_rejections_total",
@@ -136,3 +138,14 @@ def metrics_auth(settings: Settings) -> list[Any]:
             raise HTTPException(401, "A valid bearer token is required.", challenge)
 
     return [Depends(require_token)]
+
+
+@asynccontextmanager
+async def worker_metrics() -> AsyncIterator[None]:
+    """For the lifespan: when this worker stops, its live gauges (the breaker states) stop
+    counting in the other workers' /metrics."""
+    try:
+        yield
+    finally:
+        if MULTIPROC_DIR in os.environ:
+            multiprocess.mark_process_dead(os.getpid())

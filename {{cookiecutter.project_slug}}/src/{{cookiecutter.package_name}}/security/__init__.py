@@ -5,6 +5,7 @@ Its pieces, in the order main.py stacks them (the order a request crosses them):
      every response, those refusals included; the 500 handler adds the same headers (errors.py),
   2. Starlette's CORSMiddleware, when origins are configured (cors.py),
   3. Starlette's GZipMiddleware, for complete response bodies from GZIP_MINIMUM_BYTES up,
-  4. RateLimitMiddleware (rate_limit.py), inside the edge so that a 429 gets its headers.
+and the rate limits (rate_limit.py), dependencies: the default one on the whole app, stricter
+ones on the routes that ask; their 429s cross the edge and get its headers.
 The API docs are docs.py's router.
 """

@@ -1,15 +1,16 @@
 """Who is calling: the client address a rate limit counts against.
 
 The socket peer, unless that peer is one of our trusted proxies: then the address comes from
-X-Forwarded-For (or, without it, from the `for=` of Forwarded), walked from the nearest hop and
-skipping every hop that is itself a trusted proxy. An untrusted peer's forwarding headers are
-ignored, so a client cannot pick a fresh address per request.
+the one header those proxies write (FORWARDED_HEADER: X-Forwarded-For, or the `for=` of
+Forwarded), walked from the nearest hop and skipping every hop that is itself a trusted proxy.
+The other header is never read: a client could send it through the proxy untouched. An
+untrusted peer's forwarding headers are ignored, so a client cannot pick a fresh address per
+request.
 
-`python -m` runs uvicorn with proxy headers from the same trusted list: uvicorn rewrites the
-peer from X-Forwarded-For with this same walk before we see the request. The walk gives the
+With X-Forwarded-For, `python -m` runs uvicorn with proxy headers from the same trusted list:
+uvicorn rewrites the peer with this same walk before we see the request. The walk gives the
 same answer on a rewritten request (the rewritten peer is untrusted, or every hop was trusted
-and it is the farthest one), so the two never disagree; it also covers what uvicorn does not
-(Forwarded, tests, other servers).
+and it is the farthest one), so the two never disagree.
 """
 
 from functools import lru_cache
@@ -21,8 +22,9 @@ Network = IPv4Network | IPv6Network
 
 
 class TrustedProxies:
-    def __init__(self, networks: list[Network]) -> None:
+    def __init__(self, networks: list[Network], header: str = "x-forwarded-for") -> None:
         self.networks = networks
+        self.header = header.encode()
         # Peers repeat: parse each address once (uvicorn caches the same way).
         self.contains = lru_cache(maxsize=4096)(self.compute_contains)
 
@@ -48,20 +50,21 @@ def split_host_port(value: str) -> str:
     return value
 
 
-def forwarded_hops(headers: list[tuple[bytes, bytes]]) -> list[str]:
-    """The forwarding chain, farthest first: X-Forwarded-For if sent, else Forwarded's for=."""
-    xff: list[str] = []
-    forwarded: list[str] = []
+def forwarded_hops(headers: list[tuple[bytes, bytes]], header: bytes) -> list[str]:
+    """The forwarding chain in `header` (x-forwarded-for or forwarded), farthest first."""
+    hops: list[str] = []
     for name, value in headers:
-        if name == b"x-forwarded-for":
-            xff += value.decode("latin-1").split(",")
-        elif name == b"forwarded":
-            for element in value.decode("latin-1").split(","):
-                for pair in element.split(";"):
-                    key, _, hop = pair.strip().partition("=")
-                    if key.lower() == "for":
-                        forwarded.append(hop.strip().strip('"'))
-    return [split_host_port(hop) for hop in (xff or forwarded)]
+        if name != header:
+            continue
+        for element in value.decode("latin-1").split(","):
+            if header == b"x-forwarded-for":
+                hops.append(element)
+                continue
+            for pair in element.split(";"):
+                key, _, hop = pair.strip().partition("=")
+                if key.lower() == "for":
+                    hops.append(hop.strip().strip('"'))
+    return [split_host_port(hop) for hop in hops]
 
 
 def client_address(scope: Scope, trusted: TrustedProxies) -> str:
@@ -69,7 +72,7 @@ def client_address(scope: Scope, trusted: TrustedProxies) -> str:
     peer: str = client[0] if client else ""
     if not trusted or not trusted.contains(peer):
         return peer
-    hops = forwarded_hops(scope["headers"])
+    hops = forwarded_hops(scope["headers"], trusted.header)
     for hop in reversed(hops):
         if not trusted.contains(hop):
             return hop or peer  # an empty hop tells nothing: keep the proxy (as uvicorn does)

@@ -1,9 +1,9 @@
 """Password checks with argon2 (pwdlib), kept off the event loop and bounded in number.
 
 An argon2 check takes tens of milliseconds of CPU and 64 MiB of memory, on purpose: it runs in
-a worker thread, at most CHECKS_AT_ONCE at a time, and only on the token route, never per
-request. `make password-hash` (python -m <package>.security.passwords) prints the hash to put
-in JWT_USERS.
+a worker thread, at most CHECKS_AT_ONCE at a time with at most CHECKS_WAITING in line, and only
+on the token route, never per request. `make password-hash` (python -m
+<package>.security.passwords) prints the hash to put in JWT_USERS.
 """
 
 import getpass
@@ -17,6 +17,11 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 CHECKS_AT_ONCE = 4
+CHECKS_WAITING = 32  # beyond these, a sign-in is refused at once (503) rather than queued
+
+
+class PasswordChecksBusy(Exception):
+    """Every password check slot is taken and the queue is full."""
 
 
 class PasswordChecker:
@@ -31,7 +36,12 @@ class PasswordChecker:
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Whether the password matches. With no hash (an unknown user) a decoy hash is checked
-        anyway, so a wrong user name takes as long as a wrong password and reveals nothing."""
+        anyway, so a wrong user name takes as long as a wrong password and reveals nothing.
+
+        Raises PasswordChecksBusy when CHECKS_WAITING checks already wait for a slot: a flood
+        of sign-ins gets quick refusals instead of a queue that only grows."""
+        if self.limiter.statistics().tasks_waiting >= CHECKS_WAITING:
+            raise PasswordChecksBusy
         return await anyio.to_thread.run_sync(
             self.check, password, password_hash, limiter=self.limiter
         )

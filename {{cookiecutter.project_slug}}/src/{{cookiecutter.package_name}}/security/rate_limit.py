@@ -4,10 +4,16 @@ Counting is done by the `limits` library (what slowapi wraps) through its asynch
 a shared storage such as Redis never blocks the event loop. slowapi itself is not used: it only
 drives limits' synchronous storages, and its decorator needs a `request` argument on every route.
 
+Limits are dependencies: the default one applies to the whole app (`FastAPI(dependencies=...)`
+in main.py), a route adds its own with `Depends(rate_limit("<setting>"))`. They run once the
+route is known, so a refusal is counted under its route in the metrics. A refusal is a 429
+problem with Retry-After; every answer carries X-RateLimit-Limit, -Remaining and -Reset.
+
 Counters are shared by every process pointing at the same storage URI; in memory they are per
-process. When the storage fails, requests go through unchecked (or are refused with 503, if
-RATE_LIMIT_FAIL_OPEN is false): logged once per outage, counted (`skipped_checks`), and the
-storage is tried again at most once a second. Never a 500.
+process. When the storage fails (not merely slow: its client waits STORAGE_TIMEOUT_SECONDS),
+the counting goes on per process in memory (or requests are refused with 503, if
+RATE_LIMIT_FAIL_OPEN is false): logged once per outage, counted (`fallback_checks`), and the
+storage is tried again at most once a second. Never a 500, never unlimited.
 """
 
 import logging
@@ -16,14 +22,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Response
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.errors import StorageError
 from limits.storage import storage_from_string
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.requests import HTTPConnection
 
-from ..errors import Problem, problem
+from ..errors import Problem
 from ..observability.metrics import record_rate_limited
 from ..settings import Settings
 from .client import TrustedProxies, client_address
@@ -31,13 +37,32 @@ from .client import TrustedProxies, client_address
 logger = logging.getLogger(__name__)
 
 EXEMPT_PREFIXES = ("/health/", "/metrics")
-ROUTE_LIMITED = "rate_limited_by_route"  # request state: the route's limit set the headers
 RETRY_SECONDS = 1.0  # while the storage is down, try it again at most this often
-# For a network storage (the redis client): a storage this slow counts as down.
-STORAGE_OPTIONS = {"socket_timeout": 0.1, "socket_connect_timeout": 0.1}
+# For a network storage (the redis client): slower than this, it counts as down.
+STORAGE_TIMEOUT_SECONDS = 2.0
+STORAGE_OPTIONS = {
+    "socket_timeout": STORAGE_TIMEOUT_SECONDS,
+    "socket_connect_timeout": STORAGE_TIMEOUT_SECONDS,
+}
 UNAVAILABLE = "Rate limits cannot be checked right now; retry shortly."
+
+
+def header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "integer"}}
+
+
+# What a limited route documents: the 429 problem and its headers.
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {"model": Problem, "description": "Too many requests from this client; see Retry-After"}
+    429: {
+        "model": Problem,
+        "description": "Too many requests from this client",
+        "headers": {
+            "Retry-After": header("Seconds until the limit resets"),
+            "X-RateLimit-Limit": header("Requests allowed in the window"),
+            "X-RateLimit-Remaining": header("Requests left in the window"),
+            "X-RateLimit-Reset": header("When the window ends, in seconds since the epoch"),
+        },
+    }
 }
 
 
@@ -83,13 +108,13 @@ class RateLimits:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.enabled = settings.rate_limit_enabled
-        self.trusted = TrustedProxies(settings.trusted_proxies)
+        self.trusted = TrustedProxies(settings.trusted_proxies, settings.forwarded_header)
         self.storage = open_storage(settings.rate_limit_storage_uri)
-        self.default = parse(settings.rate_limit_default)
+        self.fallback = MemoryStorage()  # this process's counters while the storage is down
         self.items: dict[str, RateLimitItem] = {}
         self.down = False
         self.retry_at = 0.0
-        self.skipped_checks = 0
+        self.fallback_checks = 0
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["RateLimits"]:
@@ -108,101 +133,79 @@ class RateLimits:
             self.items[setting] = parse(getattr(self.settings, setting))
         return self.items[setting]
 
-    def client(self, scope: Scope) -> str:
-        return client_address(scope, self.trusted)
+    def client(self, connection: HTTPConnection) -> str:
+        return client_address(connection.scope, self.trusted)
 
-    async def hit(self, item: RateLimitItem, bucket: str, key: str) -> Verdict | None:
-        """Count one request; None when the storage is down and the service fails open."""
-        if self.down and time.monotonic() < self.retry_at:
-            self.unchecked()
-            return None
+    async def hit(self, item: RateLimitItem, bucket: str, key: str) -> Verdict:
+        """Count one request: in the storage, or in memory while the storage is down."""
         counter = item.key_for(self.settings.service_name, bucket, key)
-        try:
-            count = await self.storage.incr(counter, item.get_expiry())
-            reset = await self.storage.get_expiry(counter)
-        except StorageError as error:
-            self.storage_failed(error.storage_error)
-            return None
-        if self.down:
-            self.down = False
-            logger.warning(
-                "rate-limit storage is back (%d checks skipped so far)", self.skipped_checks
-            )
+        if not self.down or time.monotonic() >= self.retry_at:
+            try:
+                verdict = await self.count(self.storage, item, counter)
+            except StorageError as error:
+                self.storage_failed(error.storage_error)
+            else:
+                if self.down:
+                    self.down = False
+                    logger.warning(
+                        "rate-limit storage is back (%d checks counted in memory meanwhile)",
+                        self.fallback_checks,
+                    )
+                return verdict
+        if not self.settings.rate_limit_fail_open:
+            raise StorageUnavailable
+        self.fallback_checks += 1
+        return await self.count(self.fallback, item, counter)
+
+    @staticmethod
+    async def count(storage: Storage, item: RateLimitItem, counter: str) -> Verdict:
+        count = await storage.incr(counter, item.get_expiry())
+        reset = await storage.get_expiry(counter)
         return Verdict(count <= item.amount, item.amount, max(0, item.amount - count), int(reset))
 
     def storage_failed(self, error: Exception) -> None:
         if not self.down:
-            action = "letting requests through" if self.settings.rate_limit_fail_open else "503"
+            action = "counting in memory" if self.settings.rate_limit_fail_open else "503"
             logger.error("rate-limit storage unreachable (%s): %s", type(error).__name__, action)
         self.down = True
         self.retry_at = time.monotonic() + RETRY_SECONDS
-        self.unchecked()
 
-    def unchecked(self) -> None:
-        self.skipped_checks += 1
-        if not self.settings.rate_limit_fail_open:
-            raise StorageUnavailable
-
-
-def too_many(verdict: Verdict, limit: RateLimitItem) -> str:
-    return f"Rate limit of {limit} exceeded; retry in {verdict.retry_after()} s."
-
-
-class RateLimitMiddleware:
-    """The default limit, per client address, on every HTTP route but health and metrics.
-
-    Pure ASGI, so that a refused request costs no routing; answers are problems (429, or 503
-    while the storage is down and the service fails closed)."""
-
-    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exempt = scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES)
-        if exempt or not self.limits.enabled:
-            await self.app(scope, receive, send)
-            return
-        item = self.limits.default
+    async def enforce(self, setting: str, bucket: str, key: str, response: Response) -> None:
+        """One hit against a setting's limit: the headers on `response`, or a 429 / 503."""
+        item = self.item(setting)
         try:
-            verdict = await self.limits.hit(item, "default", self.limits.client(scope))
+            verdict = await self.hit(item, bucket, key)
         except StorageUnavailable:
-            response = problem(Request(scope), 503, UNAVAILABLE, headers={"Retry-After": "1"})
-            await response(scope, receive, send)
-            return
-        if verdict is None:
-            await self.app(scope, receive, send)
-            return
+            raise HTTPException(503, UNAVAILABLE, headers={"Retry-After": "1"}) from None
         if not verdict.allowed:
-            record_rate_limited("default")
-            detail = too_many(verdict, item)
-            response = problem(Request(scope), 429, detail, headers=verdict.headers())
-            await response(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        headers = [
-            (name.lower().encode(), value.encode()) for name, value in verdict.headers().items()
-        ]
-
-        async def send_with_headers(message: Message) -> None:
-            # A route with its own (stricter) limit has sent its headers already: they win.
-            if message["type"] == "http.response.start" and ROUTE_LIMITED not in state:
-                message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            record_rate_limited(bucket)
+            detail = f"Rate limit of {item} exceeded; retry in {verdict.retry_after()} s."
+            raise HTTPException(429, detail, headers=verdict.headers())
+        response.headers.update(verdict.headers())  # a later, stricter limit's replace these
 
 
-async def get_rate_limits(request: Request) -> RateLimits:
+async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
     """The service's counters, from the lifespan (main.py)."""
-    limits: RateLimits = request.state.rate_limits
+    limits: RateLimits = connection.state.rate_limits
     return limits
 
 
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-def rate_limit(setting: str) -> Callable[[Request, Response, RateLimits], Awaitable[None]]:
+async def default_rate_limit(
+    connection: HTTPConnection, response: Response, limits: RateLimitsDep
+) -> None:
+    """RATE_LIMIT_DEFAULT per client address, on every HTTP route but health and metrics
+    (WebSocket handshakes are not counted)."""
+    if not limits.enabled or connection.scope["type"] != "http":
+        return
+    if connection.url.path.startswith(EXEMPT_PREFIXES):
+        return
+    await limits.enforce("rate_limit_default", "default", limits.client(connection), response)
+
+
+def rate_limit(setting: str) -> Callable[[HTTPConnection, Response, RateLimits], Awaitable[None]]:
     """A per-route limit taken from a setting, as a dependency:
     `@router.post(..., dependencies=[Depends(rate_limit("rate_limit_write"))])`.
 
@@ -213,23 +216,12 @@ def rate_limit(setting: str) -> Callable[[Request, Response, RateLimits], Awaita
         raise ValueError(f"rate_limit({setting!r}): no such setting")
 
     async def check_rate_limit(
-        request: Request, response: Response, limits: RateLimitsDep
+        connection: HTTPConnection, response: Response, limits: RateLimitsDep
     ) -> None:
         if not limits.enabled:
             return
-        principal = getattr(request.state, "principal", None)
-        key = f"principal:{principal}" if principal else limits.client(request.scope)
-        item = limits.item(setting)
-        try:
-            verdict = await limits.hit(item, setting, key)
-        except StorageUnavailable:
-            raise HTTPException(503, UNAVAILABLE, headers={"Retry-After": "1"}) from None
-        if verdict is None:
-            return
-        setattr(request.state, ROUTE_LIMITED, True)
-        if not verdict.allowed:
-            record_rate_limited(setting)
-            raise HTTPException(429, too_many(verdict, item), headers=verdict.headers())
-        response.headers.update(verdict.headers())
+        principal = getattr(connection.state, "principal", None)
+        key = f"principal:{principal}" if principal else limits.client(connection)
+        await limits.enforce(setting, setting, key, response)
 
     return check_rate_limit
