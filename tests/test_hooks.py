@@ -99,6 +99,31 @@ def test_a_bad_answer_stops_generation_with_one_line_and_no_folder(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "slug", "package"),
+    [
+        ("Billing & Payments API", "billing-payments-api", "billing_payments_api"),
+        ("Café Service", "cafe-service", "cafe_service"),
+        ("Billing API (v2)", "billing-api-v2", "billing_api_v2"),
+        ("Orders  API", "orders-api", "orders_api"),
+        ("Café & Co. API", "cafe-co-api", "cafe_co_api"),
+        (
+            "Wholesale Pricing Engine for Retail Stores Worldwide",
+            "wholesale-pricing-engine-for-retail",
+            "wholesale_pricing_engine_for_retail",
+        ),
+    ],
+)
+def test_the_slug_and_package_name_are_derived_from_any_name(
+    tmp_path: Path, name: str, slug: str, package: str
+) -> None:
+    """ASCII only, punctuation dropped, separators collapsed, at most 40 characters at a word end."""
+    result = bake_with_cli(tmp_path, f"project_name={name}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [slug]
+    assert (tmp_path / slug / "src" / package / "main.py").is_file()
+
+
 def test_a_replayed_bad_answer_is_refused_by_the_pre_gen_hook(tmp_path: Path) -> None:
     """Replays skip the checks made while answers render: the hook runs the same checks."""
     replay = json.loads((TEMPLATE / "cookiecutter.json").read_text())
