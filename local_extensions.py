@@ -16,7 +16,7 @@ from hooks.pre_gen_project import find_error
 
 
 def refuse_bad_answers(answers: dict[str, Any]) -> str:
-    error = find_error({key: str(value) for key, value in answers.items()})
+    error = find_error(answers)
     if error:
         raise FailedHookException(f"ERROR: {error}")
     return "yes"
