@@ -1,7 +1,9 @@
-"""The hooks: bad answers stop generation with one readable line and leave nothing behind."""
+"""The hooks: bad answers stop generation with one readable ERROR line, and the command that bakes
+with the other answers, and leave nothing behind."""
 
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +150,52 @@ def test_a_bad_boolean_is_one_error_line(tmp_path: Path) -> None:
     result = bake_with_cli(tmp_path, "include_examples=maybe")
     assert "Traceback" not in result.stdout + result.stderr
     assert error_lines(result) == ["ERROR: include_examples='maybe' is not true or false"]
+
+
+def bake_interactively(output: Path, *typed: str) -> subprocess.CompletedProcess[str]:
+    """The real prompts, answered with these lines, then Enter (the default) for every other."""
+    command = [sys.executable, "-m", "cookiecutter", "-o", str(output), str(TEMPLATE)]
+    answers = "\n".join(typed) + "\n" * 20
+    return subprocess.run(command, input=answers, capture_output=True, text=True, check=False)
+
+
+def rerun_command(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The command printed on the line after the ERROR line."""
+    lines = result.stdout[result.stdout.index("ERROR: ") :].splitlines()
+    assert len(lines) == 2, lines
+    return shlex.split(lines[1][lines[1].index("cookiecutter ") :])
+
+
+def test_an_interactive_bad_answer_prints_the_command_that_bakes_with_it_corrected(
+    tmp_path: Path,
+) -> None:
+    """A bad slug typed at the prompt: the next run takes one paste, no answer is typed again."""
+    typed = ["Orders API", "Orders API!", "", "Bills the orders", "Ada L", "ada@example.com"]
+    result = bake_interactively(tmp_path / "first", *typed)
+    assert result.returncode == 1
+    assert "ERROR: 'Orders API!' is not a valid project slug" in result.stdout
+    assert "project_slug=orders-api" in result.stdout.splitlines()[-1]
+    assert not (tmp_path / "first").exists()
+    (tmp_path / "second").mkdir()
+    again = subprocess.run(
+        rerun_command(result), cwd=tmp_path / "second", capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    pyproject = (tmp_path / "second" / "orders-api" / "pyproject.toml").read_text()
+    assert 'description = "Bills the orders"' in pyproject
+    assert 'name = "Ada L"' in pyproject and "ada@example.com" in pyproject
+    assert (tmp_path / "second" / "orders-api" / "src" / "orders_api").is_dir()
+
+
+def test_without_a_sure_correction_the_command_has_the_bad_answer_to_edit(tmp_path: Path) -> None:
+    typed = ["Orders API", "", "", "", "", "nobody", "", "3.11", "", "", "jwt"]
+    result = bake_interactively(tmp_path, *typed)
+    assert result.returncode == 1
+    command = rerun_command(result)
+    assert "Correct author_email" in result.stdout
+    assert command[:2] == ["cookiecutter", "--no-input"]
+    assert "author_email=nobody" in command
+    assert {"python_version=3.11", "auth=jwt", "include_examples=true"} <= set(command)
 
 
 @pytest.mark.parametrize(
