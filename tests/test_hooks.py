@@ -3,7 +3,9 @@ with the other answers, and leave nothing behind."""
 
 import importlib.util
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,10 +88,12 @@ def test_pep440_versions_are_accepted(version: str) -> None:
     assert pre_gen.check_version(version) is None
 
 
-def bake_with_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+def bake_with_cli(
+    output: Path, *answers: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output)]
     return subprocess.run(
-        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False
+        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False, env=env
     )
 
 
@@ -241,6 +245,59 @@ def test_a_replayed_bad_answer_is_refused_by_the_pre_gen_hook(tmp_path: Path) ->
     message = "ERROR: 'logging' would shadow the 'logging' module"
     assert sum(line.startswith(message) for line in result.stderr.splitlines()) == 1
     assert not (output / "my-service").exists()
+
+
+def git_log(project: Path) -> list[str]:
+    command = ["git", "log", "--format=%an <%ae> %s"]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True).stdout.splitlines()
+
+
+def without_git_identity(tmp_path: Path) -> dict[str, str]:
+    """An environment where git knows no user and may not guess one."""
+    config = tmp_path / "gitconfig"
+    config.write_text("[user]\n\tuseConfigOnly = true\n")
+    identity = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+    env = {k: v for k, v in os.environ.items() if k not in identity and k != "EMAIL"}
+    return {**env, "GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def test_the_bake_prints_next_steps_that_work_and_is_a_git_repository(tmp_path: Path) -> None:
+    result = bake_with_cli(tmp_path / "out")
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = [line.split("#")[0].strip() for line in result.stdout.splitlines() if line[:2] == "  "]
+    assert steps[:4] == ["cd my-service", "cp .env.example .env", "make install", "make run"]
+    project = tmp_path / "out" / "my-service"
+    assert (project / ".env.example").is_file()
+    assert len(git_log(project)) == 1
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True)
+    assert status.stdout == b""  # everything committed, nothing ignored that should not be
+    assert "a git repository with a first commit" in result.stdout
+
+
+def test_without_a_git_identity_the_first_commit_is_by_the_author(tmp_path: Path) -> None:
+    answers = ["author_name=Seán O'Brien", "author_email=sean@example.com"]
+    result = bake_with_cli(tmp_path / "out", *answers, env=without_git_identity(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = git_log(tmp_path / "out" / "my-service")
+    assert log == ["Seán O'Brien <sean@example.com> Bake My Service from fastapi-service-template"]
+    assert "git config --global user.name" in result.stdout
+
+
+def test_without_git_the_bake_succeeds_and_says_what_to_do(tmp_path: Path) -> None:
+    no_git = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    assert shutil.which("git", path=no_git["PATH"]) is None
+    result = bake_with_cli(tmp_path / "out", env=no_git)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "out" / "my-service" / ".git").exists()
+    assert "git was not found" in result.stdout and "git init" in result.stdout
+
+
+def test_inside_a_git_repository_the_bake_is_not_a_repository_of_its_own(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    result = bake_with_cli(tmp_path / "out")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "out" / "my-service" / ".git").exists()
+    assert f"inside the git repository at {tmp_path}" in result.stdout
 
 
 def test_post_gen_removes_an_unselected_feature(
