@@ -12,6 +12,7 @@ from websockets.sync.client import connect
 
 from .conftest import Baked, run
 from .served import Service, running
+from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
 
@@ -29,6 +30,12 @@ def test_no_template_syntax_is_left(baked: Baked) -> None:
         if seam in path.read_text(encoding="utf-8")
     ]
     assert leftovers == []
+
+
+def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command(baked: Baked) -> None:
+    readme = (baked.path / "README.md").read_text()
+    assert len(shell_commands(readme)) > 5
+    assert commands_with_placeholders(readme) == []
 
 
 def test_every_file_ends_its_lines_with_lf(baked: Baked) -> None:
