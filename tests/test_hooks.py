@@ -300,6 +300,41 @@ def test_inside_a_git_repository_the_bake_is_not_a_repository_of_its_own(tmp_pat
     assert f"inside the git repository at {tmp_path}" in result.stdout
 
 
+COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+PROMPTS = COOKIECUTTER_JSON["__prompts__"]
+
+
+def test_the_slug_prompt_says_what_the_check_accepts() -> None:
+    prompt = PROMPTS["project_slug"]
+    for character in "-_.":
+        accepted = pre_gen.check_slug(f"a{character}b") is None
+        assert (f"'{character}'" in prompt) == accepted, character
+    assert "lowercase" in prompt and pre_gen.check_slug("My-service") is not None
+    assert str(pre_gen.MAX_NAME) in prompt
+
+
+@pytest.mark.parametrize("option", list(pre_gen.CHOICES))
+def test_a_text_choice_prompt_lists_its_values_in_order_and_the_default_is_one(
+    option: str,
+) -> None:
+    """Ascending (versions as numbers); cookiecutter shows the default in parentheses."""
+    values = pre_gen.CHOICES[option]
+    if option == "python_version":
+        assert list(values) == sorted(values, key=lambda v: tuple(map(int, v.split("."))))
+    prompt = PROMPTS[option]
+    positions = [prompt.find(value) for value in values]
+    assert -1 not in positions and positions == sorted(positions)
+    assert COOKIECUTTER_JSON[option] in values
+    readme_row = f"| `{option}` | `{COOKIECUTTER_JSON[option]}` | "
+    readme_row += ", ".join(f"`{value}`" for value in values) + " |"
+    assert readme_row in (TEMPLATE / "README.md").read_text()
+
+
+def test_the_examples_prompt_says_the_characters_example_calls_a_public_api() -> None:
+    prompt = PROMPTS["include_examples"]
+    assert "characters" in prompt and "public" in prompt and "over the internet" in prompt
+
+
 def test_post_gen_removes_an_unselected_feature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
