@@ -1,9 +1,15 @@
 """Each combination bakes, passes its own `make check`, and serves real HTTP."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +18,7 @@ from openapi_spec_validator import validate
 from websockets.sync.client import connect
 
 from .conftest import Baked, run
-from .served import Service, running
+from .served import Service, free_port, running
 from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
@@ -147,6 +153,57 @@ def test_make_check_passes(installed: Baked) -> None:
     result = run(["make", "check"], installed.path)
     assert "Required test coverage of 90" in result.stdout
     assert (installed.path / "uv.lock").is_file()
+
+
+def interrupt_make_run(
+    project: Path, ready: Path | str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make run` in its own process group, Ctrl-C (SIGINT to the group, as a terminal sends it)
+    once `ready` (a file, or a URL answering 200) is; returns what make printed and its status."""
+    make = subprocess.Popen(
+        ["make", "run"], cwd=project, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and make.poll() is None:
+        if isinstance(ready, Path) and ready.exists():
+            break
+        if isinstance(ready, str):
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    os.killpg(make.pid, signal.SIGINT)
+    output, _ = make.communicate(timeout=30)
+    return subprocess.CompletedProcess(make.args, make.returncode, output)
+
+
+def test_make_run_stopped_with_ctrl_c_exits_quietly(baked: Baked, tmp_path: Path) -> None:
+    """Whatever status the server ends with on SIGINT (uv passes on 130 when uvicorn's reloader
+    dies of it: seen one stop in five), make says nothing; it dies of the SIGINT as any program
+    stopped with Ctrl-C does. A stand-in for uv that always exits 130 makes it certain."""
+    ready = tmp_path / "ready"
+    uv = tmp_path / "uv"
+    uv.write_text(
+        f"#!{sys.executable}\nimport pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(130))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n"
+    )
+    uv.chmod(0o755)
+    stopped = interrupt_make_run(baked.path, ready, env={**os.environ, "UV": str(uv)})
+    assert "***" not in stopped.stdout, stopped.stdout
+    assert stopped.returncode in (0, -signal.SIGINT)
+
+
+def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None:
+    port = free_port()
+    env = {**os.environ, "UVICORN_PORT": str(port)}  # uvicorn reads its options from UVICORN_*
+    stopped = interrupt_make_run(installed.path, f"http://127.0.0.1:{port}/health/live", env)
+    assert "Application startup complete." in stopped.stdout, stopped.stdout
+    assert "***" not in stopped.stdout and "Traceback" not in stopped.stdout, stopped.stdout
+    assert stopped.returncode in (0, -signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
