@@ -25,9 +25,9 @@ DEPENDENCY_MODULES = frozenset(
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-# PEP 440 public versions: 1.0, 0.1.0, 2.0.0a1, 1.0.post1, 1.0.0.dev3, 2!1.0 ...
 # Longer names would push generated lines past the linters' limit.
 MAX_NAME = 40
+# PEP 440 public versions: 1.0, 0.1.0, 2.0.0a1, 1.0.post1, 1.0.0.dev3, 2!1.0 ...
 VERSION_RE = re.compile(r"^(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 # Plain text in cookiecutter.json rather than choice lists: cookiecutter refuses a value outside a
 # list itself, with a traceback, before these checks could say it in one line.
