@@ -91,7 +91,8 @@ def test_the_docs_name_only_real_settings_and_leave_no_placeholder(baked: Baked,
         setting, family = match[1].lower(), match[2] == "*" or match[1].endswith("_")
         if not (any(f.startswith(setting) for f in fields) if family else setting in fields):
             unknown.append(match[0])
-    unknown += [v for v in re.findall(r"\bOTEL_[A-Z0-9_]*[A-Z0-9]", text) if v not in OTEL_VARIABLES]
+    otel = re.findall(r"\bOTEL_[A-Z0-9_]*[A-Z0-9]", text)
+    unknown += [variable for variable in otel if variable not in OTEL_VARIABLES]
     assert unknown == []
     assert leftover_placeholders(text) == []
 

@@ -1,5 +1,5 @@
-"""Lifecycle: a project baked with cruft, or linked to cruft after a plain cookiecutter bake, learns of
-template changes and takes them."""
+"""Lifecycle: a project baked with cruft, or linked to cruft after a plain cookiecutter bake,
+learns of template changes and takes them."""
 
 import json
 import os
