@@ -4,22 +4,69 @@ A bad answer stops the bake with our one-line message (the CLI prints a FailedHo
 text alone) and, unlike a failing pre-generation hook, cannot leave parent folders behind for a
 slug such as 'a/b'. The checks themselves live in hooks/pre_gen_project.py, which runs them again
 for bakes that skip this rendering (replays).
+
+Cookiecutter cannot ask one question again: the message's second line is the command that bakes
+with every answer given, the bad one corrected when the right value is certain, so nothing is
+typed twice.
 """
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 from cookiecutter.exceptions import FailedHookException
 from jinja2 import Environment
 from jinja2.ext import Extension
+from slugify import slugify
 
-from hooks.pre_gen_project import find_error
+from hooks.pre_gen_project import MAX_NAME, check_package_name, find_bad_answer
+
+# The folder cookiecutter reads the template from: the local clone, or its own clone of a
+# repository given as gh:... or a URL (kept in ~/.cookiecutters).
+TEMPLATE = Path(__file__).resolve().parent
+
+
+def package_from(slug: str) -> str:
+    """The package name cookiecutter.json derives from a slug."""
+    return slug.replace("-", "_").replace(".", "_")
+
+
+def correct(answers: dict[str, Any], key: str) -> dict[str, str]:
+    """The answers to change so that the bad one passes, when that is certain; else none."""
+    if key == "project_slug":
+        slug = slugify(str(answers[key]), max_length=MAX_NAME, word_boundary=True)
+        corrected = {"project_slug": slug}
+        if answers["package_name"] == package_from(str(answers[key])):  # derived, not typed
+            corrected["package_name"] = package_from(slug)
+        return corrected if slug and find_bad_answer({**answers, **corrected}) is None else {}
+    if key == "package_name":
+        package = package_from(str(answers["project_slug"]))
+        if package != answers[key] and check_package_name(package) is None:
+            return {"package_name": package}
+    return {}
+
+
+def bake_command(answers: dict[str, Any]) -> str:
+    words = ["cookiecutter", "--no-input", str(TEMPLATE)]
+    for key, value in answers.items():
+        if not key.startswith("_"):
+            words.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return shlex.join(words)
 
 
 def refuse_bad_answers(answers: dict[str, Any]) -> str:
-    error = find_error({key: str(value) for key, value in answers.items()})
-    if error:
-        raise FailedHookException(f"ERROR: {error}")
-    return "yes"
+    bad = find_bad_answer(answers)
+    if bad is None:
+        return "yes"
+    key, error = bad
+    corrected = correct(answers, key)
+    if corrected:
+        changes = " ".join(f"{name}={value}" for name, value in corrected.items())
+        how = f"Bake with {changes} and your other answers"
+    else:
+        how = f"Correct {key} in this command, which has your other answers"
+    command = bake_command({**answers, **corrected})
+    raise FailedHookException(f"ERROR: {error}\n{how}: {command}")
 
 
 class AnswerChecks(Extension):

@@ -1,12 +1,15 @@
-"""Remove what the chosen options leave out, then print the next steps.
+"""Remove what the chosen options leave out, make the project a git repository, then print the
+next steps.
 
 One remove_<feature>() per option, called from a flat main(); no network.
 """
 
 import shutil
+import subprocess
 from pathlib import Path
 
 PACKAGE_DIR = Path("src") / "{{ cookiecutter.package_name }}"
+COMMIT_YOURSELF = "git init && git add --all && git commit -m 'Bake from fastapi-service-template'"
 
 
 def remove_paths(*paths: Path) -> None:
@@ -76,13 +79,55 @@ def remove_empty_domain() -> None:
         shutil.rmtree(domain)
 
 
-def print_next_steps() -> None:
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+
+
+def first_line(text: str) -> str:
+    return next(iter(text.strip().splitlines()), "no message")
+
+
+def start_git_repository(author: str, email: str, message: str) -> str:
+    """git init and a first commit of the whole bake; returns what to tell the user.
+
+    Never fails the bake: without git, or inside another repository, it says what to do instead.
+    Without a git identity the commit is made as the author answered in the prompts.
+    """
+    if shutil.which("git") is None:
+        return f"git was not found; once it is installed: {COMMIT_YOURSELF}"
+    outer = git("rev-parse", "--show-toplevel")
+    if outer.returncode == 0:
+        return (
+            f"it is inside the git repository at {outer.stdout.strip()}, so not a repository "
+            f"of its own; to make it one: {COMMIT_YOURSELF}"
+        )
+    init = git("init", "--quiet", "--initial-branch=main")  # the branch its CI runs on
+    if init.returncode != 0:
+        return f"git init failed ({first_line(init.stderr)}); {COMMIT_YOURSELF}"
+    unknown = any(git("var", f"GIT_{who}_IDENT").returncode for who in ("AUTHOR", "COMMITTER"))
+    identity = ["-c", f"user.name={author}", "-c", f"user.email={email}"] if unknown else []
+    git("add", "--all")
+    commit = git(*identity, "commit", "--quiet", "--no-verify", "--message", message)
+    if commit.returncode != 0:
+        return f"git commit failed ({first_line(commit.stderr)}); git add --all && git commit"
+    if unknown:
+        return (
+            f"a git repository whose first commit is by {author} <{email}>, as git knows no "
+            'user here; set yours: git config --global user.name "Your Name" and '
+            "git config --global user.email you@example.com"
+        )
+    return "a git repository with a first commit"
+
+
+def print_next_steps(repository: str) -> None:
     print(
-        "\nYour service is ready in ./{{ cookiecutter.project_slug }}. Next steps:\n"
+        "\nYour service is ready in ./{{ cookiecutter.project_slug }}: " + repository + ".\n"
+        "Next steps:\n"
         "  cd {{ cookiecutter.project_slug }}\n"
-        "  make install   # uv sync: creates .venv and uv.lock\n"
-        "  make run       # http://127.0.0.1:8000/docs\n"
-        "  make check     # lint, types, security, tests\n"
+        "  cp .env.example .env   # the settings, one comment each (.env is git-ignored)\n"
+        "  make install           # uv sync: creates .venv and uv.lock (needs uv: pip install uv)\n"
+        "  make run               # http://127.0.0.1:8000/docs; Ctrl-C stops it\n"
+        "  make check             # lint, types, security, tests\n"
     )
 
 
@@ -102,7 +147,19 @@ def main() -> None:
     if "{{ cookiecutter.rate_limit_storage }}" != "redis":
         remove_redis()
     remove_empty_domain()
-    print_next_steps()
+    # cruft (which records the template's _commit) also renders the template into temporary
+    # folders that it compares file by file: a .git there would be compared too.
+    if "{{ cookiecutter._commit is defined }}" == "True":
+        print_next_steps(f"cruft records the template in .cruft.json; {COMMIT_YOURSELF}")
+    else:
+        print_next_steps(
+            start_git_repository(
+                author={{ cookiecutter.author_name | tojson }},
+                email={{ cookiecutter.author_email | tojson }},
+                message="Bake " + {{ cookiecutter.project_name | tojson }}
+                + " from fastapi-service-template",
+            )
+        )
 
 
 if __name__ == "__main__":

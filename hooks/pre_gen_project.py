@@ -4,9 +4,11 @@ Each check returns an error message or None; main() prints the first one on a si
 exits 1, and cookiecutter then removes the half-made output folder.
 """
 
+import json
 import keyword
 import re
 import sys
+from typing import Any
 
 # Modules the generated service imports or installs: a package with one of these names would
 # shadow them.
@@ -23,10 +25,20 @@ DEPENDENCY_MODULES = frozenset(
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
 PACKAGE_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
-# PEP 440 public versions: 1.0, 0.1.0, 2.0.0a1, 1.0.post1, 1.0.0.dev3, 2!1.0 ...
 # Longer names would push generated lines past the linters' limit.
 MAX_NAME = 40
+# PEP 440 public versions: 1.0, 0.1.0, 2.0.0a1, 1.0.post1, 1.0.0.dev3, 2!1.0 ...
 VERSION_RE = re.compile(r"^(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
+# Plain text in cookiecutter.json rather than choice lists: cookiecutter refuses a value outside a
+# list itself, with a traceback, before these checks could say it in one line.
+CHOICES = {
+    "python_version": ("3.11", "3.12", "3.13"),
+    "auth": ("none", "api_key", "jwt"),
+    "rate_limit_storage": ("memory", "redis"),
+}
+BOOLEANS = ("include_examples", "include_realtime", "aws_lambda")
+# What cookiecutter reads as a boolean on the command line (2.7 and later converts them).
+TEXT_BOOLEANS = ("1", "true", "t", "yes", "y", "on", "0", "false", "f", "no", "n", "off")
 
 
 def check_project_name(name: str) -> str | None:
@@ -75,30 +87,51 @@ def check_version(version: str) -> str | None:
     return None
 
 
-def find_error(answers: dict[str, str]) -> str | None:
-    """The first problem with the answers, or None when they are all fine."""
+def check_choice(option: str, value: object) -> str | None:
+    choices = CHOICES[option]
+    if value not in choices:
+        listed = ", ".join(choices[:-1]) + " or " + choices[-1]
+        return f"{option}={value!r} is not offered; use {listed}"
+    return None
+
+
+def check_boolean(option: str, value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if str(value).lower() in TEXT_BOOLEANS:
+        return (
+            f"{option}={value!r} arrived as text: cookiecutter before 2.7 does not convert "
+            "booleans given on the command line; upgrade it: pip install 'cookiecutter>=2.7'"
+        )
+    return f"{option}={value!r} is not true or false"
+
+
+def find_bad_answer(answers: dict[str, Any]) -> tuple[str, str] | None:
+    """The first bad answer's name and what is wrong with it, or None when all are fine."""
+    text = {key: str(value) for key, value in answers.items()}
     checks = [
-        check_project_name(answers["project_name"]),
-        check_slug(answers["project_slug"]),
-        check_length(answers["project_slug"]),
-        check_package_name(answers["package_name"]),
-        check_length(answers["package_name"]),
-        check_email(answers["author_email"]),
-        check_version(answers["version"]),
+        ("project_name", check_project_name(text["project_name"])),
+        ("project_slug", check_slug(text["project_slug"])),
+        ("project_slug", check_length(text["project_slug"])),
+        ("package_name", check_package_name(text["package_name"])),
+        ("package_name", check_length(text["package_name"])),
+        ("author_email", check_email(text["author_email"])),
+        ("version", check_version(text["version"])),
+        *[(option, check_choice(option, answers[option])) for option in CHOICES],
+        *[(option, check_boolean(option, answers[option])) for option in BOOLEANS],
     ]
-    return next((error for error in checks if error), None)
+    return next(((key, error) for key, error in checks if error), None)
+
+
+def find_error(answers: dict[str, Any]) -> str | None:
+    """What is wrong with the first bad answer, or None when they are all fine."""
+    bad = find_bad_answer(answers)
+    return bad[1] if bad else None
 
 
 def main() -> None:
-    error = find_error(
-        {
-            "project_name": {{ cookiecutter.project_name | tojson }},
-            "project_slug": {{ cookiecutter.project_slug | tojson }},
-            "package_name": {{ cookiecutter.package_name | tojson }},
-            "author_email": {{ cookiecutter.author_email | tojson }},
-            "version": {{ cookiecutter.version | tojson }},
-        }
-    )
+    # The answers as a JSON string: JSON's true and false are not Python's.
+    error = find_error(json.loads({{ cookiecutter | tojson | tojson }}))
     if error:
         print(f"ERROR: {error}", file=sys.stderr)
         sys.exit(1)

@@ -68,7 +68,7 @@ class Baked:
         return {}
 
     def text_files(self) -> list[Path]:
-        ignored = {".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
+        ignored = {".git", ".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
         return [
             p for p in self.path.rglob("*")
             if p.is_file() and not ignored & set(p.relative_to(self.path).parts)

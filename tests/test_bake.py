@@ -1,9 +1,15 @@
 """Each combination bakes, passes its own `make check`, and serves real HTTP."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,9 +18,21 @@ from openapi_spec_validator import validate
 from websockets.sync.client import connect
 
 from .conftest import Baked, run
-from .served import Service, running
+from .served import Service, free_port, running
+from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
+# The OpenTelemetry SDK's own environment variables (its specification) that the docs may name.
+OTEL_VARIABLES = {
+    "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_PROPAGATORS",
+    "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_TRACES_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+}  # fmt: skip
+# {name}: a bare identifier in braces, what str.format() and its kind leave when a value is missed.
+BRACED_NAME = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def test_the_bake_is_named_after_the_slug(baked: Baked) -> None:
@@ -30,6 +48,60 @@ def test_no_template_syntax_is_left(baked: Baked) -> None:
         if seam in path.read_text(encoding="utf-8")
     ]
     assert leftovers == []
+
+
+def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command(baked: Baked) -> None:
+    readme = (baked.path / "README.md").read_text()
+    assert len(shell_commands(readme)) > 5
+    assert commands_with_placeholders(readme) == []
+
+
+def settings_fields(baked: Baked) -> set[str]:
+    """The fields of the generated Settings class: the `name: type` lines of its body, read
+    from settings.py (importing it would need the project installed)."""
+    text = (baked.path / "src" / baked.package / "settings.py").read_text()
+    body = re.split(r"\n(?=\S)", text.split("\nclass Settings(", 1)[1], maxsplit=1)[0]
+    return set(re.findall(r"^    ([a-z_][a-z0-9_]*): ", body, re.MULTILINE))
+
+
+def leftover_placeholders(text: str) -> list[str]:
+    """Lines with a `{name}` that is neither a path parameter (right after a '/', as in
+    /api/v1/articles/{article_id}) nor a field of a Python f-string (after f" or f' on its line,
+    as in f"{API_PREFIX}/..."). JSON examples ({"id": 1}, {}) have no bare name in braces."""
+    found = []
+    for line in text.splitlines():
+        for match in BRACED_NAME.finditer(line):
+            before = line[: match.start()]
+            if not before.endswith("/") and not re.search(r"""\bf["'][^"']*$""", before):
+                found.append(line.strip())
+    return found
+
+
+@pytest.mark.parametrize("name", ["README.md", ".env.example"])
+def test_the_docs_name_only_real_settings_and_leave_no_placeholder(baked: Baked, name: str) -> None:
+    """Every PREFIX_* variable named is a field of Settings (PREFIX_UPSTREAM_* a family of them),
+    every OTEL_* one a standard OpenTelemetry variable, and no {placeholder} is left."""
+    text = (baked.path / name).read_text()
+    fields = settings_fields(baked)
+    assert {"service_name", "trusted_proxies", "access_log"} <= fields
+    named = list(re.finditer(rf"\b{baked.package.upper()}_([A-Z][A-Z0-9_]*)(\*?)", text))
+    assert len(named) > 10
+    unknown = []
+    for match in named:
+        setting, family = match[1].lower(), match[2] == "*" or match[1].endswith("_")
+        if not (any(f.startswith(setting) for f in fields) if family else setting in fields):
+            unknown.append(match[0])
+    otel = re.findall(r"\bOTEL_[A-Z0-9_]*[A-Z0-9]", text)
+    unknown += [variable for variable in otel if variable not in OTEL_VARIABLES]
+    assert unknown == []
+    assert leftover_placeholders(text) == []
+
+
+def test_the_env_example_lists_every_setting(baked: Baked) -> None:
+    """As settings.py says it does."""
+    text = (baked.path / ".env.example").read_text()
+    listed = set(re.findall(rf"^{baked.package.upper()}_([A-Z0-9_]+)=", text, re.MULTILINE))
+    assert {name.lower() for name in listed} == settings_fields(baked)
 
 
 def test_every_file_ends_its_lines_with_lf(baked: Baked) -> None:
@@ -122,6 +194,57 @@ def test_make_check_passes(installed: Baked) -> None:
     result = run(["make", "check"], installed.path)
     assert "Required test coverage of 90" in result.stdout
     assert (installed.path / "uv.lock").is_file()
+
+
+def interrupt_make_run(
+    project: Path, ready: Path | str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make run` in its own process group, Ctrl-C (SIGINT to the group, as a terminal sends it)
+    once `ready` (a file, or a URL answering 200) is; returns what make printed and its status."""
+    make = subprocess.Popen(
+        ["make", "run"], cwd=project, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and make.poll() is None:
+        if isinstance(ready, Path) and ready.exists():
+            break
+        if isinstance(ready, str):
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    os.killpg(make.pid, signal.SIGINT)
+    output, _ = make.communicate(timeout=30)
+    return subprocess.CompletedProcess(make.args, make.returncode, output)
+
+
+def test_make_run_stopped_with_ctrl_c_exits_quietly(baked: Baked, tmp_path: Path) -> None:
+    """Whatever status the server ends with on SIGINT (uv passes on 130 when uvicorn's reloader
+    dies of it: seen one stop in five), make says nothing; it dies of the SIGINT as any program
+    stopped with Ctrl-C does. A stand-in for uv that always exits 130 makes it certain."""
+    ready = tmp_path / "ready"
+    uv = tmp_path / "uv"
+    uv.write_text(
+        f"#!{sys.executable}\nimport pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(130))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n"
+    )
+    uv.chmod(0o755)
+    stopped = interrupt_make_run(baked.path, ready, env={**os.environ, "UV": str(uv)})
+    assert "***" not in stopped.stdout, stopped.stdout
+    assert stopped.returncode in (0, -signal.SIGINT)
+
+
+def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None:
+    port = free_port()
+    env = {**os.environ, "UVICORN_PORT": str(port)}  # uvicorn reads its options from UVICORN_*
+    stopped = interrupt_make_run(installed.path, f"http://127.0.0.1:{port}/health/live", env)
+    assert "Application startup complete." in stopped.stdout, stopped.stdout
+    assert "***" not in stopped.stdout and "Traceback" not in stopped.stdout, stopped.stdout
+    assert stopped.returncode in (0, -signal.SIGINT)
 
 
 @pytest.fixture(scope="module")

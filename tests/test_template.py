@@ -2,6 +2,7 @@
 and its workflow passes the offline checks."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,33 @@ from .combinations import COMBINATIONS
 from .conftest import TEMPLATE
 
 WORKFLOW = TEMPLATE / ".github" / "workflows" / "template-ci.yml"
+
+
+# An inline code span that is a shell command: optional VAR=value words, then a command we use.
+INLINE_COMMAND = re.compile(
+    r"`((?:[A-Z_]+=\S+ )*(?:uvx |sudo )?(?:cookiecutter|cruft|make|pip|pipx|uv|git|docker|"
+    r"kubectl|python3?|cd|cp|curl|promtool|pre-commit|apt-get|wrk)\b[^`]*)`"
+)
+# <org>, <name>, <template-url>: words a reader must replace, and that a shell reads as
+# redirections. A redirection proper ('< file', '2>&1') has no letter right after '<'.
+ANGLE_PLACEHOLDER = re.compile(r"<[A-Za-z][\w./:-]*>")
+
+
+def shell_commands(markdown: str) -> list[str]:
+    """Every line of the ```bash blocks, and every inline code span that is a command."""
+    commands, in_block = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_block = line.strip() in ("```bash", "```sh", "```shell")
+        elif in_block:
+            commands.append(line)
+        else:
+            commands += INLINE_COMMAND.findall(line)
+    return commands
+
+
+def commands_with_placeholders(markdown: str) -> list[str]:
+    return [command for command in shell_commands(markdown) if ANGLE_PLACEHOLDER.search(command)]
 
 
 def tool(name: str) -> str:
@@ -30,6 +58,37 @@ def test_the_readme_documents_every_option() -> None:
     options = [k for k in json.loads((TEMPLATE / "cookiecutter.json").read_text()) if k[0] != "_"]
     readme = (TEMPLATE / "README.md").read_text()
     assert [option for option in options if f"| `{option}` |" not in readme] == []
+
+
+def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command() -> None:
+    readme = (TEMPLATE / "README.md").read_text()
+    assert len(shell_commands(readme)) > 10
+    assert commands_with_placeholders(readme) == []
+
+
+def test_the_use_it_command_bakes_from_a_local_clone_as_written(tmp_path: Path) -> None:
+    """The README's cookiecutter line, run in a clone with every question answered by Enter."""
+    use_it = (TEMPLATE / "README.md").read_text().split("## Use it", 1)[1]
+    block = use_it.split("```bash\n", 1)[1].split("```", 1)[0]
+    command = next(line for line in block.splitlines() if line.startswith("cookiecutter "))
+    clone = tmp_path / "fastapi-service-template"
+    ignored = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__")
+    shutil.copytree(TEMPLATE, clone, ignore=ignored)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=clone, input="\n" * 20, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "my-service" / "src" / "my_service" / "main.py").is_file()
+
+
+def test_the_readme_starts_with_the_demo_and_the_whole_suite() -> None:
+    """A newcomer's first two commands: bake and serve the default service, run every test."""
+    readme = (TEMPLATE / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.splitlines()] == [
+        "make demo",
+        "make test",
+    ]
 
 
 def test_the_workflow_matches_the_github_workflow_schema() -> None:

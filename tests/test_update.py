@@ -1,4 +1,5 @@
-"""Lifecycle: a project baked with cruft learns of template changes and takes them."""
+"""Lifecycle: a project baked with cruft, or linked to cruft after a plain cookiecutter bake,
+learns of template changes and takes them."""
 
 import json
 import os
@@ -115,3 +116,43 @@ def test_a_conflicting_local_edit_is_reported_and_kept(project: Path, template: 
     ).stdout
     assert "UU src/my_service/settings.py" in status
     assert os.path.exists(project / "docs" / "runbook.md")
+
+
+def readme_command(project: Path, start: str) -> str:
+    """The one line of the baked README's shell blocks that starts so."""
+    lines = [line.strip() for line in (project / "README.md").read_text().splitlines()]
+    found = [line for line in lines if line.startswith(start)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_plain_cookiecutter_bake_starts_tracking_with_the_readme_command_and_no_answer_typed(
+    template: Path, tmp_path: Path
+) -> None:
+    answers = ["project_name=Orders API", "auth=jwt", "include_realtime=false"]
+    run([tool("cookiecutter"), "--no-input", str(template), *answers], tmp_path)
+    project = tmp_path / "orders-api"
+    no_link = cruft(project, "check")
+    assert no_link.returncode != 0 and "Was unable to locate a `.cruft.json`" in no_link.stderr
+    assert "Was unable to locate a `.cruft.json` state file" in (project / "README.md").read_text()
+
+    link = readme_command(project, "uvx cruft link ")
+    url = "https://github.com/YOUR_ORG/fastapi-service-template"  # baked from a local folder
+    assert link.endswith(url)
+    link = link.replace("uvx cruft", tool("cruft")).replace(url, str(template))
+    run(["bash", "-c", link], project)
+    recorded = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    answered = json.loads((project / ".cookiecutter.json").read_text())
+    assert answered["auth"] == "jwt" and answered["include_realtime"] is False
+    assert str(tmp_path) not in (project / ".cookiecutter.json").read_text()  # answers only
+    assert {key: recorded[key] for key in answered} == answered
+    run(["bash", "-c", readme_command(project, "git add .cruft.json")], project)
+
+    assert cruft(project, "check").returncode == 0
+    change_template(template, "2.5")
+    assert cruft(project, "check").returncode != 0
+    updated = cruft(project, "update", "--skip-apply-ask")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    settings = (project / "src" / "orders_api" / "settings.py").read_text()
+    assert "Field(default=2.5," in settings and "jwt_secret" in settings
+    assert (project / "docs" / "runbook.md").read_text() == "# Runbook for Orders API\n"
