@@ -27,6 +27,10 @@ def main() -> None:
         proxy_headers=bool(settings.trusted_proxies),
         # The same list and walk as security/client.py, so both name the same client.
         forwarded_allow_ips=[str(network) for network in settings.trusted_proxies] or None,
+{%- if cookiecutter.include_realtime %}
+        # uvicorn itself closes (1009) a WebSocket sending more, before buffering it whole.
+        ws_max_size=settings.realtime_max_message_bytes,
+{%- endif %}
     )
 
 
