@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -42,26 +43,34 @@ MESSAGES = "/api/v1/realtime/messages"
 EVENTS = "/api/v1/realtime/events"
 {%- if cookiecutter.auth == "none" %}
 AUTH_SETTINGS: dict[str, Any] = {}
-
-
-def auth_headers(settings: Settings) -> dict[str, str]:
-    return {}
 {%- endif %}
 {%- if cookiecutter.auth == "api_key" %}
 SECOND_KEY = "a-second-key-for-the-tests"
 {%- endif %}
 
 
+def app_with(**settings: Any) -> FastAPI:
+    defaults = {"rate_limit_storage_uri": "memory://", **AUTH_SETTINGS}
+    return create_app(Settings(_env_file=None, **(defaults | settings)))
+
+
 @contextmanager
-def serving(signed_in: bool = True, **settings: Any) -> Iterator[TestClient]:
-    """A client of an app with these settings, signed in (allowed everything) or anonymous."""
-    app = create_app(
-        Settings(_env_file=None, rate_limit_storage_uri="memory://", **(AUTH_SETTINGS | settings))
-    )
+def serving(**settings: Any) -> Iterator[TestClient]:
+    """A client of an app with these settings{% if cookiecutter.auth != "none" %}, signed in (allowed everything){% endif %}."""
+    app = app_with(**settings)
     with TestClient(app, raise_server_exceptions=False) as client:
-        if signed_in:
-            client.headers.update(auth_headers(app.state.settings))
+{%- if cookiecutter.auth != "none" %}
+        client.headers.update(auth_headers(app.state.settings))
+{%- endif %}
         yield client
+{%- if cookiecutter.auth != "none" %}
+
+
+@contextmanager
+def anonymous(**settings: Any) -> Iterator[TestClient]:
+    with TestClient(app_with(**settings), raise_server_exceptions=False) as client:
+        yield client
+{%- endif %}
 
 
 def refusal(client: TestClient, url: str = WS, **kwargs: Any) -> int:
@@ -249,13 +258,8 @@ def test_a_flood_of_messages_closes_the_offender_not_the_service() -> None:
 
 def test_each_client_address_has_its_own_bounds() -> None:
     """The address as the rate limiter computes it: X-Forwarded-For from a trusted proxy."""
-    settings = Settings(
-        _env_file=None,
-        rate_limit_storage_uri="memory://",
-        trusted_proxies=["10.0.0.0/8"],
-        realtime_max_connections_per_client=1,
-    )
-    with TestClient(create_app(settings), client=("10.0.0.2", 50000)) as proxy:
+    app = app_with(trusted_proxies=["10.0.0.0/8"], realtime_max_connections_per_client=1)
+    with TestClient(app, client=("10.0.0.2", 50000)) as proxy:
         first, second = {"X-Forwarded-For": "192.0.2.1"}, {"X-Forwarded-For": "192.0.2.2"}
         with proxy.websocket_connect(WS, headers=first):
             with proxy.websocket_connect(WS, headers=second):
@@ -291,7 +295,7 @@ def test_each_caller_has_its_own_bounds_whatever_its_address() -> None:
 def test_an_event_stream_over_a_bound_is_refused(bounds: dict[str, Any], status: int) -> None:
     guard = RealtimeGuard(Settings(_env_file=None, **bounds))
     guard.open("testclient", "stream")  # the stream the test client already holds
-    app = create_app(Settings(_env_file=None, rate_limit_storage_uri="memory://", **AUTH_SETTINGS))
+    app = app_with()
     app.dependency_overrides[get_guard] = lambda: guard
     with TestClient(app) as client:
         refused = client.get(EVENTS)
@@ -350,8 +354,8 @@ def test_posting_counts_against_the_write_limit() -> None:
 
 
 def test_an_anonymous_post_is_a_401_problem() -> None:
-    with serving(signed_in=False) as anonymous:
-        response = anonymous.post(MESSAGES, json={"text": "hi"})
+    with anonymous() as client:
+        response = client.post(MESSAGES, json={"text": "hi"})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"] == "APIKey"
@@ -367,13 +371,13 @@ def test_an_anonymous_post_is_a_401_problem() -> None:
     ],
 )
 def test_a_handshake_without_a_valid_key_is_refused(url: str, offered: list[str] | None) -> None:
-    with serving(signed_in=False) as anonymous:
-        assert refusal(anonymous, url, subprotocols=offered) == 1008
+    with anonymous() as client:
+        assert refusal(client, url, subprotocols=offered) == 1008
 
 
 def test_a_browser_offers_its_key_as_a_subprotocol() -> None:
-    with serving(signed_in=False) as anonymous:
-        with anonymous.websocket_connect(WS, subprotocols=["api-key", TEST_API_KEY]) as socket:
+    with anonymous() as client:
+        with client.websocket_connect(WS, subprotocols=["api-key", TEST_API_KEY]) as socket:
             assert socket.accepted_subprotocol == "api-key"  # the name, never the key
             socket.send_text("from a page")
             assert socket.receive_json()["text"] == "from a page"
@@ -384,8 +388,8 @@ def test_a_browser_offers_its_key_as_a_subprotocol() -> None:
 
 
 def test_an_anonymous_post_is_a_401_problem() -> None:
-    with serving(signed_in=False) as anonymous:
-        response = anonymous.post(MESSAGES, json={"text": "hi"})
+    with anonymous() as client:
+        response = client.post(MESSAGES, json={"text": "hi"})
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"] == "Bearer"
@@ -393,11 +397,11 @@ def test_an_anonymous_post_is_a_401_problem() -> None:
 
 def test_publishing_needs_the_realtime_write_scope() -> None:
     reader = {"Authorization": f"Bearer {token('reader', ['articles:write'])}"}
-    with serving(signed_in=False) as anonymous:
-        response = anonymous.post(MESSAGES, json={"text": "hi"}, headers=reader)
+    with anonymous() as client:
+        response = client.post(MESSAGES, json={"text": "hi"}, headers=reader)
         assert response.status_code == 403
         assert response.headers["content-type"] == "application/problem+json"
-        assert refusal(anonymous, headers=reader) == 1008
+        assert refusal(client, headers=reader) == 1008
 
 
 @pytest.mark.parametrize(
@@ -410,14 +414,14 @@ def test_publishing_needs_the_realtime_write_scope() -> None:
     ],
 )
 def test_a_handshake_without_a_valid_token_is_refused(url: str, offered: list[str] | None) -> None:
-    with serving(signed_in=False) as anonymous:
-        assert refusal(anonymous, url, subprotocols=offered) == 1008
+    with anonymous() as client:
+        assert refusal(client, url, subprotocols=offered) == 1008
 
 
 def test_a_browser_offers_its_token_as_a_subprotocol() -> None:
     offered = ["bearer", token("alice", ["realtime:write"])]
-    with serving(signed_in=False) as anonymous:
-        with anonymous.websocket_connect(WS, subprotocols=offered) as socket:
+    with anonymous() as client:
+        with client.websocket_connect(WS, subprotocols=offered) as socket:
             assert socket.accepted_subprotocol == "bearer"  # the name, never the token
             socket.send_text("from a page")
             assert socket.receive_json()["text"] == "from a page"
