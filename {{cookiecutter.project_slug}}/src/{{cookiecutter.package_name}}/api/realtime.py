@@ -92,6 +92,9 @@ async def socket_slot(websocket: WebSocket, guard: GuardDep) -> AsyncIterator[Cl
         guard.close(client, "socket")
 
 
+SocketSlotDep = Annotated[ClientUse, Depends(socket_slot)]
+
+
 async def stream_slot(request: Request, guard: GuardDep) -> AsyncIterator[None]:
     """One of the client's event streams, held until the response ends (429, or 503 when the
     service holds as many as it can)."""
@@ -120,11 +123,11 @@ router = APIRouter(
 )
 WRITE_LIMIT = Depends(rate_limit("rate_limit_write"))
 {%- if cookiecutter.auth == "api_key" %}
-# Listed first: the write limit, and the realtime bounds, then count per caller.
+# Credentials first: then the write limit and the realtime bounds count per caller.
 WRITER = [Depends(require_principal), WRITE_LIMIT]
 SOCKET_AUTH = Depends(require_websocket_principal)
 {%- elif cookiecutter.auth == "jwt" %}
-# Listed first: the write limit, and the realtime bounds, then count per caller.
+# Credentials first: then the write limit and the realtime bounds count per caller.
 WRITER = [Security(require_principal, scopes=["realtime:write"]), WRITE_LIMIT]
 SOCKET_AUTH = Security(require_websocket_principal, scopes=["realtime:write"])
 {%- endif %}
@@ -205,7 +208,7 @@ async def chat(
     websocket: WebSocket,
     broadcaster: BroadcasterDep,
     guard: GuardDep,
-    use: Annotated[ClientUse, Depends(socket_slot)],
+    use: SocketSlotDep,
 ) -> None:
 {%- if cookiecutter.auth == "none" %}
     await websocket.accept()
