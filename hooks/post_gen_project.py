@@ -32,6 +32,7 @@ def remove_realtime() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "realtime.py",
         PACKAGE_DIR / "domain" / "broadcast.py",
+        PACKAGE_DIR / "security" / "realtime.py",
         Path("tests") / "test_realtime.py",
     )
 

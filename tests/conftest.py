@@ -87,3 +87,35 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
 def installed(baked: Baked) -> Baked:
     run(["make", "install"], baked.path)
     return baked
+
+
+@dataclass
+class Publisher:
+    """A caller allowed to publish realtime messages: the settings (environment variables) that
+    let it in, the headers a program sends, the subprotocols a browser offers instead."""
+
+    settings: dict[str, str]
+    headers: dict[str, str]
+    protocols: list[str]
+
+
+@pytest.fixture(scope="session")
+def publisher(installed: Baked) -> Publisher:
+    prefix = installed.package.upper()
+    if installed.context["auth"] == "api_key":
+        key = "a-realtime-key-of-the-template-tests"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        settings = {f"{prefix}_API_KEY_DIGESTS": f"publisher:{digest}"}
+        return Publisher(settings, {"X-API-Key": key}, ["api-key", key])
+    if installed.context["auth"] == "jwt":
+        secret = "a-jwt-secret-of-the-template-tests-0123456789"
+        issue = (
+            f"from {installed.package}.security.tokens import TokenAuthority as T; "
+            f"print(T({secret!r}, {installed.context['project_slug']!r}, 600)"
+            ".issue('publisher', ['realtime:write']))"
+        )
+        python = str(installed.path / ".venv" / "bin" / "python")
+        token = run([python, "-c", issue], installed.path).stdout.strip()
+        settings = {f"{prefix}_JWT_SECRET": secret}
+        return Publisher(settings, {"Authorization": f"Bearer {token}"}, ["bearer", token])
+    return Publisher({}, {}, [])

@@ -10,11 +10,32 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from .conftest import Baked
 from .served import Service, running
 
 ARTICLE = {"name": "Guarded", "price": 2.5}
+
+
+def realtime(project: Baked, service: Service) -> tuple[str, str]:
+    """The WebSocket and the publishing URLs; skip when the bake has no realtime endpoints."""
+    if not project.context["include_realtime"]:
+        pytest.skip("include_realtime is off")
+    base = f"{service.url}/api/v1/realtime"
+    return base.replace("http://", "ws://") + "/ws", f"{base}/messages"
+
+
+def echoes(url: str, **options: object) -> bool:
+    """Whether the real server accepts this handshake and broadcasts what the socket sends."""
+    try:
+        with connect(url, open_timeout=10, **options) as socket:
+            socket.send("guarded")
+            return bool(json.loads(socket.recv(timeout=10))["text"] == "guarded")
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 403
+        return False
 
 
 def python_module(project: Baked, module: str, *args: str, stdin: str = "") -> str:
@@ -89,6 +110,20 @@ def test_api_key_guards_article_writes(installed: Baked, api_key: tuple[Service,
     assert httpx.get(url).status_code == 200
 
 
+def test_api_key_guards_realtime_publishing(
+    installed: Baked, api_key: tuple[Service, str]
+) -> None:
+    service, key = api_key
+    ws, messages = realtime(installed, service)
+    assert not echoes(ws)
+    assert not echoes(ws, subprotocols=["api-key", key.upper()])
+    assert echoes(ws, additional_headers={"X-API-Key": key})  # a program
+    assert echoes(ws, subprotocols=["api-key", key])  # a browser
+    assert httpx.post(messages, json={"text": "hi"}).status_code == 401
+    published = httpx.post(messages, json={"text": "hi"}, headers={"X-API-Key": key})
+    assert published.status_code == 202
+
+
 def test_api_key_production_refuses_to_start_without_keys(installed: Baked) -> None:
     only_for(installed, "api_key")
     result = refused_start(installed, {f"{installed.package.upper()}_ENVIRONMENT": "production"})
@@ -101,8 +136,9 @@ def test_api_key_production_refuses_to_start_without_keys(installed: Baked) -> N
 
 @pytest.fixture(scope="module")
 def jwt_service(installed: Baked) -> Iterator[Service]:
-    """The service in production with its own secret and two users, hashed by `make
-    password-hash`'s module: alice may write articles, bob has no scope."""
+    """The service in production with its own secret and its users, hashed by `make
+    password-hash`'s module: alice may write articles, carol publish realtime messages, bob
+    has no scope."""
     only_for(installed, "jwt")
     users = {
         "alice": {
@@ -111,6 +147,9 @@ def jwt_service(installed: Baked) -> Iterator[Service]:
         },
         "bob": {"password_hash": python_module(installed, "security.passwords", stdin="bob-pw\n")},
     }
+    if installed.context["include_realtime"]:
+        carol = python_module(installed, "security.passwords", stdin="carol-pw\n")
+        users["carol"] = {"password_hash": carol, "scopes": ["realtime:write"]}
     for user in users.values():
         user["password_hash"] = str(user["password_hash"]).strip()
     prefix = installed.package.upper()
@@ -168,6 +207,21 @@ def test_jwt_article_writes_need_the_scope(installed: Baked, jwt_service: Servic
     assert denied.headers["content-type"] == "application/problem+json"
     alice = bearer(sign_in(jwt_service, "alice", "alice-pw"))
     assert httpx.post(url, json=ARTICLE, headers=alice).status_code == 201
+
+
+def test_jwt_realtime_publishing_needs_the_scope(installed: Baked, jwt_service: Service) -> None:
+    ws, messages = realtime(installed, jwt_service)
+    bob = sign_in(jwt_service, "bob", "bob-pw").json()["access_token"]
+    carol = sign_in(jwt_service, "carol", "carol-pw").json()["access_token"]
+    assert not echoes(ws)
+    assert not echoes(ws, subprotocols=["bearer", bob])  # no realtime:write
+    assert echoes(ws, additional_headers={"Authorization": f"Bearer {carol}"})  # a program
+    assert echoes(ws, subprotocols=["bearer", carol])  # a browser
+    text = {"text": "hi"}
+    assert httpx.post(messages, json=text).status_code == 401
+    for token, status in ((bob, 403), (carol, 202)):
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(messages, json=text, headers=headers).status_code == status
 
 
 def test_jwt_production_refuses_the_development_secret(installed: Baked) -> None:

@@ -10,14 +10,16 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from openapi_spec_validator import validate
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from .conftest import Baked, run
+from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running
 from .test_template import commands_with_placeholders, shell_commands
 
@@ -248,8 +250,8 @@ def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None
 
 
 @pytest.fixture(scope="module")
-def service(installed: Baked) -> Iterator[Service]:
-    yield from running(installed.path, installed.package)
+def service(installed: Baked, publisher: Publisher) -> Iterator[Service]:
+    yield from running(installed.path, installed.package, publisher.settings)
 
 
 def test_the_service_answers_health_and_a_valid_openapi(service: Service) -> None:
@@ -282,19 +284,40 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
 
 
-def test_the_service_serves_websocket_and_sse(installed: Baked, service: Service) -> None:
+def handshake_status(url: str, **options: Any) -> int:
+    """The HTTP status of a WebSocket handshake the service refuses (fails when it accepts)."""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10, **options).close()
+    return refused.value.response.status_code
+
+
+def test_the_service_serves_websocket_and_sse(
+    installed: Baked, service: Service, publisher: Publisher
+) -> None:
     if not installed.context["include_realtime"]:
         pytest.skip("include_realtime is off")
     base = f"{service.url}/api/v1/realtime"
-    with connect(base.replace("http://", "ws://") + "/ws", open_timeout=10) as socket:
+    ws = base.replace("http://", "ws://") + "/ws"
+    # A browser's handshake, its credential offered as a subprotocol (headers it cannot set).
+    browser = {"subprotocols": publisher.protocols or None, "origin": service.url}
+    accepted = publisher.protocols[0] if publisher.protocols else None  # never the secret
+    with connect(ws, open_timeout=10, **browser) as socket:
+        assert socket.subprotocol == accepted
         socket.send("hello")
         assert json.loads(socket.recv(timeout=10))["text"] == "hello"
+    assert handshake_status(ws, **{**browser, "origin": "https://evil.example"}) == 403
+    if installed.context["auth"] != "none":
+        assert handshake_status(ws) == 403  # anonymous
     with httpx.stream("GET", f"{base}/events", params={"limit": 1}, timeout=10) as stream:
-        lines = stream.iter_lines()
+        lines = stream.iter_lines()  # read anonymously, like every read
         assert [next(lines), next(lines)] == ["retry: 3000", ": connected"]
-        httpx.post(f"{base}/messages", json={"text": "over the wire"})
+        text = {"text": "over the wire"}
+        posted = httpx.post(f"{base}/messages", json=text, headers=publisher.headers)
+        assert posted.status_code == 202
         data = [line for line in lines if line.startswith("data: ")]
     assert json.loads(data[0].removeprefix("data: "))["text"] == "over the wire"
+    if installed.context["auth"] != "none":
+        assert httpx.post(f"{base}/messages", json=text).status_code == 401
 
 
 def test_the_service_logs_json_and_stops_cleanly_on_sigterm(service: Service) -> None:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 
-from .conftest import Baked, run
+from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running
 from .test_template import tool
 
@@ -263,9 +263,9 @@ def test_compose_mounts_the_prometheus_config_it_names(baked: Baked) -> None:
 
 
 @pytest.fixture(scope="module")
-def proxied(installed: Baked) -> Iterator[Service]:
+def proxied(installed: Baked, publisher: Publisher) -> Iterator[Service]:
     prefix = installed.package.upper()
-    settings = {f"{prefix}_TRUSTED_PROXIES": "127.0.0.1"}
+    settings = {f"{prefix}_TRUSTED_PROXIES": "127.0.0.1", **publisher.settings}
     yield from running(installed.path, installed.package, settings)
 
 
@@ -375,11 +375,14 @@ def test_nginx_refuses_an_oversized_body_itself(nginx: Nginx) -> None:
     assert response.status_code == 413
 
 
-def test_nginx_passes_websockets_through(installed: Baked, nginx: Nginx) -> None:
+def test_nginx_passes_websockets_through(
+    installed: Baked, nginx: Nginx, publisher: Publisher
+) -> None:
     if not installed.context["include_realtime"]:
         pytest.skip("include_realtime is off")
     url = nginx.https.replace("https://", "wss://") + "/api/v1/realtime/ws"
-    with connect(url, ssl=nginx.tls, open_timeout=10) as socket:
+    headers = publisher.headers  # with auth on, a publisher's credentials
+    with connect(url, ssl=nginx.tls, open_timeout=10, additional_headers=headers) as socket:
         socket.send("through nginx")
         assert json.loads(socket.recv(timeout=10))["text"] == "through nginx"
 

@@ -29,6 +29,10 @@ def main() -> None:
         and settings.forwarded_header == "x-forwarded-for",
         # The same list and walk as security/client.py, so both name the same client.
         forwarded_allow_ips=[str(network) for network in settings.trusted_proxies] or None,
+{%- if cookiecutter.include_realtime %}
+        # uvicorn itself closes (1009) a WebSocket sending more, before buffering it whole.
+        ws_max_size=settings.realtime_max_message_bytes,
+{%- endif %}
     )
 
 

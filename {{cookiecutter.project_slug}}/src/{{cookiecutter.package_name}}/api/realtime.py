@@ -2,6 +2,15 @@
 
 A text sent on the WebSocket, or POSTed to /messages, reaches every WebSocket client (the
 sender included) and every SSE listener as {"id": n, "text": "..."}.
+{%- if cookiecutter.auth == "api_key" %}
+Publishing needs an API key, like every write: POST /messages, and the WebSocket's handshake
+(a socket publishes). The event stream is open to all, like every read.
+{%- elif cookiecutter.auth == "jwt" %}
+Publishing needs a token with the realtime:write scope: POST /messages, and the WebSocket's
+handshake (a socket publishes). The event stream is open to all, like every read.
+{%- endif %}
+Handshakes from another site's pages are refused, and every client is bounded in WebSockets,
+event streams, message size and message rate (security/realtime.py).
 """
 
 import asyncio
@@ -10,23 +19,44 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
+{%- if cookiecutter.auth == "jwt" %}
+from fastapi import Security
+{%- endif %}
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
 from ..domain.broadcast import Broadcaster, Message, Subscription
-from ..security.rate_limit import RATE_LIMITED
+from ..errors import Problem
+{%- if cookiecutter.auth == "api_key" %}
+from ..security.api_keys import (
+    DENIED,
+    WEBSOCKET_PROTOCOL,
+    require_principal,
+    require_websocket_principal,
+)
+from ..security.principal import offered_protocols
+{%- elif cookiecutter.auth == "jwt" %}
+from ..security.principal import offered_protocols
+from ..security.tokens import (
+    DENIED,
+    WEBSOCKET_PROTOCOL,
+    require_principal,
+    require_websocket_principal,
+)
+{%- endif %}
+from ..security.rate_limit import RATE_LIMITED, rate_limit
+from ..security.realtime import ClientUse, RealtimeGuard, TooMany, refused
 from . import API_PREFIX
 
-MAX_TEXT = 4096
 KEEPALIVE_SECONDS = 15.0
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     broadcaster = Broadcaster()
-    yield {"broadcaster": broadcaster}
+    yield {"broadcaster": broadcaster, "realtime_guard": RealtimeGuard(app.state.settings)}
     broadcaster.close()  # ends open streams, so shutdown does not wait for them
 
 
@@ -35,14 +65,76 @@ async def get_broadcaster(connection: HTTPConnection) -> Broadcaster:
     return broadcaster
 
 
+async def get_guard(connection: HTTPConnection) -> RealtimeGuard:
+    guard: RealtimeGuard = connection.state.realtime_guard
+    return guard
+
+
 BroadcasterDep = Annotated[Broadcaster, Depends(get_broadcaster)]
+GuardDep = Annotated[RealtimeGuard, Depends(get_guard)]
+
+
+async def check_origin(websocket: WebSocket, guard: GuardDep) -> None:
+    if not guard.origin_allowed(websocket):
+        raise refused("Origin not allowed: not this service's, nor one of CORS_ORIGINS")
+
+
+async def socket_slot(websocket: WebSocket, guard: GuardDep) -> AsyncIterator[ClientUse]:
+    """One of the client's WebSockets, held until the socket closes."""
+    client = guard.client(websocket)
+    try:
+        use = guard.open(client, "socket")
+    except TooMany as error:
+        raise refused(str(error)) from None
+    try:
+        yield use
+    finally:
+        guard.close(client, "socket")
+
+
+SocketSlotDep = Annotated[ClientUse, Depends(socket_slot)]
+
+
+async def stream_slot(request: Request, guard: GuardDep) -> AsyncIterator[None]:
+    """One of the client's event streams, held until the response ends (429, or 503 when the
+    service holds as many as it can)."""
+    client = guard.client(request)
+    try:
+        guard.open(client, "stream")
+    except TooMany as error:
+        status = 503 if error.everybody else 429
+        raise HTTPException(status, str(error), headers={"Retry-After": "1"}) from None
+    try:
+        yield
+    finally:
+        guard.close(client, "stream")
+
+
+Responses = dict[int | str, dict[str, Any]]
+TOO_LARGE: Responses = {
+    413: {"model": Problem, "description": "Text over REALTIME_MAX_MESSAGE_BYTES"}
+}
+STREAMS_BOUNDED: Responses = {
+    429: {"model": Problem, "description": "The client holds as many streams as it may"},
+    503: {"model": Problem, "description": "The service holds as many streams as it can"},
+}
 router = APIRouter(
     prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan, responses=RATE_LIMITED
 )
+WRITE_LIMIT = Depends(rate_limit("rate_limit_write"))
+{%- if cookiecutter.auth == "api_key" %}
+# Credentials first: then the write limit and the realtime bounds count per caller.
+WRITER = [Depends(require_principal), WRITE_LIMIT]
+SOCKET_AUTH = Depends(require_websocket_principal)
+{%- elif cookiecutter.auth == "jwt" %}
+# Credentials first: then the write limit and the realtime bounds count per caller.
+WRITER = [Security(require_principal, scopes=["realtime:write"]), WRITE_LIMIT]
+SOCKET_AUTH = Security(require_websocket_principal, scopes=["realtime:write"])
+{%- endif %}
 
 
 class MessageIn(BaseModel):
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str = Field(min_length=1, description="At most REALTIME_MAX_MESSAGE_BYTES in UTF-8")
 
 
 class Published(BaseModel):
@@ -54,8 +146,15 @@ def as_json(message: Message) -> str:
     return json.dumps({"id": message.id, "text": message.text})
 
 
-@router.post("/messages", status_code=202)
-async def publish(message: MessageIn, broadcaster: BroadcasterDep) -> Published:
+{% if cookiecutter.auth == "none" -%}
+@router.post("/messages", status_code=202, responses=TOO_LARGE, dependencies=[WRITE_LIMIT])
+{% else -%}
+@router.post("/messages", status_code=202, responses=TOO_LARGE | DENIED, dependencies=WRITER)
+{% endif -%}
+async def publish(message: MessageIn, broadcaster: BroadcasterDep, guard: GuardDep) -> Published:
+    if not guard.fits(message.text):
+        limit = guard.settings.realtime_max_message_bytes
+        raise HTTPException(413, f"Messages are at most {limit} bytes in UTF-8")
     published = broadcaster.publish(message.text)
     return Published(id=published.id, listeners=len(broadcaster.subscriptions))
 
@@ -79,7 +178,12 @@ async def sse_events(
         sent += 1
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses=STREAMS_BOUNDED,
+    dependencies=[Depends(stream_slot)],
+)
 async def events(
     broadcaster: BroadcasterDep,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
@@ -95,28 +199,55 @@ async def events(
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
-@router.websocket("/ws")
-async def chat(websocket: WebSocket, broadcaster: BroadcasterDep) -> None:
+{% if cookiecutter.auth == "none" -%}
+@router.websocket("/ws", dependencies=[Depends(check_origin)])
+{% else -%}
+@router.websocket("/ws", dependencies=[Depends(check_origin), SOCKET_AUTH])
+{% endif -%}
+async def chat(
+    websocket: WebSocket,
+    broadcaster: BroadcasterDep,
+    guard: GuardDep,
+    use: SocketSlotDep,
+) -> None:
+{%- if cookiecutter.auth == "none" %}
     await websocket.accept()
+{%- else %}
+    # A browser offered its credential after WEBSOCKET_PROTOCOL: accept that name, not the secret.
+    offered = WEBSOCKET_PROTOCOL in offered_protocols(websocket)
+    await websocket.accept(subprotocol=WEBSOCKET_PROTOCOL if offered else None)
+{%- endif %}
     async with broadcaster.subscribe() as subscription:
         forward = asyncio.create_task(forward_messages(websocket, subscription))
         try:
-            await receive_messages(websocket, broadcaster)
+            await receive_messages(websocket, broadcaster, guard, use)
         finally:
             forward.cancel()
             # Collect the forwarder's end (cancelled, or failed on a closed socket) quietly.
             await asyncio.gather(forward, return_exceptions=True)
 
 
-async def receive_messages(websocket: WebSocket, broadcaster: Broadcaster) -> None:
+async def receive_messages(
+    websocket: WebSocket, broadcaster: Broadcaster, guard: RealtimeGuard, use: ClientUse
+) -> None:
+    """Publish each text frame; close the socket of a client breaking a bound (1003 binary,
+    1009 too big, 1008 too many per second)."""
+    settings = guard.settings
     while True:
         received = await websocket.receive()
         if received["type"] == "websocket.disconnect":
             return
         text = received.get("text")
-        if text is None or len(text) > MAX_TEXT:
-            reason = f"text frames of at most {MAX_TEXT} characters"
-            await websocket.close(code=1003 if text is None else 1009, reason=reason)
+        if text is None:
+            await websocket.close(code=1003, reason="text frames only")
+            return
+        if not guard.fits(text):
+            reason = f"messages of at most {settings.realtime_max_message_bytes} bytes"
+            await websocket.close(code=1009, reason=reason)
+            return
+        if not guard.may_send(use):
+            reason = f"at most {settings.realtime_messages_per_second:g} messages per second"
+            await websocket.close(code=1008, reason=reason)
             return
         broadcaster.publish(text)
 

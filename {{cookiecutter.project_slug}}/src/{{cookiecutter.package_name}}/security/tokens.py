@@ -4,6 +4,10 @@ every protected request by `require_principal`, which also enforces the route's 
 Tokens are stateless: a user removed or given fewer scopes keeps what a token already holds
 until it expires (JWT_EXPIRE_MINUTES). A verified token is remembered until it expires, so a
 client reusing its token pays a dict lookup instead of a JWT decode on every request.
+{%- if cookiecutter.include_realtime %}
+A WebSocket client sends the Authorization header too, or, from a browser (which cannot set
+headers on a WebSocket), offers the subprotocols `bearer, <token>`.
+{%- endif %}
 """
 
 import time
@@ -11,11 +15,19 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Request, Security
+{%- if cookiecutter.include_realtime %}
+from fastapi import WebSocket
+{%- endif %}
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from starlette.requests import HTTPConnection
 
 from ..errors import Problem
 from ..settings import Settings
 from .passwords import PasswordChecker
+{%- if cookiecutter.include_realtime %}
+from .principal import protocol_credential
+from .realtime import refused
+{%- endif %}
 from .principal import UNAUTHENTICATED, Principal, Responses, signed_in, unauthorized
 from .users import ConfiguredUsers, UserRepository
 
@@ -23,8 +35,15 @@ ALGORITHM = "HS256"  # the only one accepted: a token naming another (or "none")
 LEEWAY_SECONDS = 10  # clock skew between replicas
 REMEMBERED_TOKENS = 10_000
 SIGN_IN_PATH = "/api/v1/auth/token"
+{%- if cookiecutter.include_examples or cookiecutter.include_realtime %}
+SCOPES = {
 {%- if cookiecutter.include_examples %}
-SCOPES = {"articles:write": "Create, replace and delete articles"}
+    "articles:write": "Create, replace and delete articles",
+{%- endif %}
+{%- if cookiecutter.include_realtime %}
+    "realtime:write": "Publish realtime messages (POST /messages, or open the WebSocket)",
+{%- endif %}
+}
 {%- else %}
 SCOPES: dict[str, str] = {}  # e.g. {"reports:read": "Read reports"}
 {%- endif %}
@@ -34,6 +53,9 @@ DENIED: Responses = {
     403: {"model": Problem, "description": "The token lacks a scope the route needs"},
 }
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=SIGN_IN_PATH, scopes=SCOPES, auto_error=False)
+{%- if cookiecutter.include_realtime %}
+WEBSOCKET_PROTOCOL = "bearer"  # offered before the token by browsers; the handshake accepts it
+{%- endif %}
 
 
 class TokenAuthority:
@@ -97,8 +119,8 @@ def auth_state(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def get_tokens(request: Request) -> TokenAuthority:
-    tokens: TokenAuthority = request.state.tokens
+async def get_tokens(connection: HTTPConnection) -> TokenAuthority:
+    tokens: TokenAuthority = connection.state.tokens
     return tokens
 
 
@@ -124,6 +146,30 @@ async def require_principal(
     tokens: TokensDep,
 ) -> Principal:
     """The caller behind a valid bearer token holding every scope the route asks for."""
+    return signed_in(request, authorize(tokens, token, security_scopes))
+{%- if cookiecutter.include_realtime %}
+
+
+async def require_websocket_principal(
+    security_scopes: SecurityScopes, websocket: WebSocket, tokens: TokensDep
+) -> Principal:
+    """The same check for a WebSocket, the token from the Authorization header or the `bearer`
+    subprotocol; a refusal closes the handshake before it is accepted."""
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        token: str | None = credentials
+    else:
+        token = protocol_credential(websocket, WEBSOCKET_PROTOCOL)
+    try:
+        principal = authorize(tokens, token, security_scopes)
+    except HTTPException as refusal:
+        raise refused(str(refusal.detail)) from None
+    return signed_in(websocket, principal)
+{%- endif %}
+
+
+def authorize(tokens: TokenAuthority, token: str | None, needed: SecurityScopes) -> Principal:
+    """The token's principal if it holds every needed scope; else 401 (no or bad token) or 403."""
     if token is None:
         raise unauthorized("A bearer token is required", "Bearer")
     try:
@@ -131,10 +177,9 @@ async def require_principal(
     except jwt.InvalidTokenError:
         challenge = 'Bearer error="invalid_token"'
         raise unauthorized("The token is invalid or expired", challenge) from None
-    missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
+    missing = [scope for scope in needed.scopes if scope not in principal.scopes]
     if missing:
-        needed = security_scopes.scope_str
-        challenge = f'Bearer error="insufficient_scope", scope="{needed}"'
+        challenge = f'Bearer error="insufficient_scope", scope="{needed.scope_str}"'
         detail = f"The token lacks the scope {' '.join(missing)}"
         raise HTTPException(403, detail, headers={"WWW-Authenticate": challenge})
-    return signed_in(request, principal)
+    return principal
