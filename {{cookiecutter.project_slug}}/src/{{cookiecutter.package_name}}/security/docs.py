@@ -1,7 +1,8 @@
 """API docs: Swagger UI at /docs, ReDoc at /redoc, the schema at /openapi.json.
 
-Public outside production. In production they are absent (404) unless DOCS_IN_PRODUCTION is
-set, and then behind HTTP Basic auth (settings refuse missing or short credentials). Swagger UI
+Public in development. In every other environment (staging too) they are absent (404) unless
+DOCS_IN_PRODUCTION is set, and then behind HTTP Basic auth (settings refuse missing or short
+credentials). Swagger UI
 and ReDoc come from the fastapi-standalone-docs package (which bundles swagger-ui-dist and
 redoc with their licences; only its files are used) and are served by the service itself: no
 CDN and no inline script, so the pages run under the docs policy in headers.py.
@@ -73,7 +74,7 @@ REDOC_PAGE = PAGE.format(
 
 
 def docs_enabled(settings: Settings) -> bool:
-    return settings.environment != "production" or settings.docs_in_production
+    return settings.environment == "development" or settings.docs_in_production
 
 
 def docs_headers_by_path(settings: Settings) -> dict[str, Headers]:
@@ -118,7 +119,8 @@ def basic_auth(settings: Settings) -> list[Any]:
 
 
 def docs_router(settings: Settings) -> APIRouter:
-    """The docs' routes; an empty router while the docs are off (production by default)."""
+    """The docs' routes; an empty router while the docs are off (outside development, by
+    default)."""
     router = APIRouter(include_in_schema=False, dependencies=basic_auth(settings))
     if not docs_enabled(settings):
         return router

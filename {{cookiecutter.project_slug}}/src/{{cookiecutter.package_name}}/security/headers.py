@@ -36,8 +36,9 @@ def encode(headers: dict[str, str]) -> Headers:
 
 def common_headers(settings: Settings) -> dict[str, str]:
     headers = dict(COMMON)
-    # Browsers ignore HSTS over plain HTTP; outside production the service usually is plain HTTP.
-    if settings.environment == "production" and settings.hsts_max_age_seconds:
+    # Browsers ignore HSTS over plain HTTP, which is what development usually is; every other
+    # environment is served over HTTPS, staging included.
+    if settings.environment != "development" and settings.hsts_max_age_seconds:
         headers["strict-transport-security"] = (
             f"max-age={settings.hsts_max_age_seconds}; includeSubDomains"
         )
