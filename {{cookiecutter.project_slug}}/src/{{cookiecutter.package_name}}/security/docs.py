@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ..settings import Settings
-from .headers import Headers, docs_headers
+from .headers import NO_CACHE, Headers, docs_headers
 
 OPENAPI_PATH = "/openapi.json"
 SWAGGER_PATH = "/docs"
@@ -81,7 +81,7 @@ def docs_headers_by_path(settings: Settings) -> dict[str, Headers]:
     """The docs' own policy and caching for the edge, by path; none while the docs are off."""
     if not docs_enabled(settings):
         return {}
-    pages = docs_headers(settings, "no-store")
+    pages = docs_headers(settings, NO_CACHE)
     assets = docs_headers(settings, "private, max-age=86400")
     asset_paths = [ASSETS_PATH + name for name in [*ASSETS, "swagger-init.js"]]
     return {
