@@ -217,6 +217,7 @@ def main() -> None:
 SINK_PORT = 18150
 PRODUCTION = {
     "MY_SERVICE_ENVIRONMENT": "production",
+    "MY_SERVICE_METRICS_TOKEN": "a-metrics-token-for-the-benchmark-0123456789",
     "MY_SERVICE_LOG_LEVEL": "INFO",
     "MY_SERVICE_CORS_ORIGINS": "https://app.example.com",
     "MY_SERVICE_RATE_LIMIT_DEFAULT": "100000000/minute",  # counted, never refused

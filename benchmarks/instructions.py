@@ -71,6 +71,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str | None, dict[str, str]]] = {
 HASH_SEEDS = ("0", "1", "2")
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
+    "metrics_token": "a-metrics-token-for-the-benchmark-0123456789",
     "cors_origins": ["https://app.example.com"],
     "rate_limit_default": "100000000/minute",
 }

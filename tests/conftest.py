@@ -15,6 +15,7 @@ import pytest
 from .combinations import combination_params
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+METRICS_TOKEN = "a-metrics-token-of-the-template-tests-0123"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,15 +58,16 @@ class Baked:
         return str(self.context["package_name"])
 
     def production_secrets(self) -> dict[str, str]:
-        """What the bake's production mode refuses to start without (its auth secret), as the
-        environment variables a deployment's secret store would set."""
+        """What the bake refuses to start without outside development (the metrics token, its
+        auth secret), as the environment variables a deployment's secret store would set."""
         prefix = self.package.upper()
+        secrets = {f"{prefix}_METRICS_TOKEN": METRICS_TOKEN}
         if self.context["auth"] == "api_key":
             digest = hashlib.sha256(b"an-api-key-of-the-template-tests").hexdigest()
-            return {f"{prefix}_API_KEY_DIGESTS": f"ops:{digest}"}
-        if self.context["auth"] == "jwt":
-            return {f"{prefix}_JWT_SECRET": "a-jwt-secret-of-the-template-tests-0123456789"}
-        return {}
+            secrets[f"{prefix}_API_KEY_DIGESTS"] = f"ops:{digest}"
+        elif self.context["auth"] == "jwt":
+            secrets[f"{prefix}_JWT_SECRET"] = "a-jwt-secret-of-the-template-tests-0123456789"
+        return secrets
 
     def text_files(self) -> list[Path]:
         ignored = {".git", ".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}

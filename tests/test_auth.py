@@ -79,7 +79,11 @@ def api_key(installed: Baked) -> Iterator[tuple[Service, str]]:
     key_line, pair_line = python_module(installed, "security.api_keys", "ci").splitlines()
     key, pair = key_line.rsplit(" ", 1)[1], pair_line.rsplit(" ", 1)[1]
     prefix = installed.package.upper()
-    settings = {f"{prefix}_ENVIRONMENT": "production", f"{prefix}_API_KEY_DIGESTS": pair}
+    settings = {
+        **installed.production_secrets(),
+        f"{prefix}_ENVIRONMENT": "production",
+        f"{prefix}_API_KEY_DIGESTS": pair,
+    }
     for service in running(installed.path, installed.package, settings):
         yield service, key
 
@@ -126,9 +130,11 @@ def test_api_key_guards_realtime_publishing(
 
 def test_api_key_production_refuses_to_start_without_keys(installed: Baked) -> None:
     only_for(installed, "api_key")
-    result = refused_start(installed, {f"{installed.package.upper()}_ENVIRONMENT": "production"})
+    prefix = installed.package.upper()
+    settings = {**installed.production_secrets(), f"{prefix}_API_KEY_DIGESTS": ""}
+    result = refused_start(installed, {**settings, f"{prefix}_ENVIRONMENT": "production"})
     assert result.returncode == 1
-    assert "API_KEY_DIGESTS must list at least one key digest in production" in result.stderr
+    assert f"{prefix}_API_KEY_DIGESTS: must list at least one key digest" in result.stderr
 
 
 # JWT
@@ -154,6 +160,7 @@ def jwt_service(installed: Baked) -> Iterator[Service]:
         user["password_hash"] = str(user["password_hash"]).strip()
     prefix = installed.package.upper()
     settings = {
+        **installed.production_secrets(),
         f"{prefix}_ENVIRONMENT": "production",
         f"{prefix}_JWT_SECRET": secrets.token_urlsafe(48),
         f"{prefix}_JWT_USERS": json.dumps(users),
@@ -226,6 +233,9 @@ def test_jwt_realtime_publishing_needs_the_scope(installed: Baked, jwt_service: 
 
 def test_jwt_production_refuses_the_development_secret(installed: Baked) -> None:
     only_for(installed, "jwt")
-    result = refused_start(installed, {f"{installed.package.upper()}_ENVIRONMENT": "production"})
+    prefix = installed.package.upper()
+    settings = {**installed.production_secrets(), f"{prefix}_ENVIRONMENT": "production"}
+    del settings[f"{prefix}_JWT_SECRET"]
+    result = refused_start(installed, settings)
     assert result.returncode == 1
-    assert "JWT_SECRET must be set to your own secret in production" in result.stderr
+    assert f"{prefix}_JWT_SECRET: is the published development secret" in result.stderr

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,34 @@ def test_compose_mounts_the_prometheus_config_it_names(baked: Baked) -> None:
     assert (baked.path / "deploy" / "prometheus" / "prometheus.yml").is_file()
 
 
+def test_prometheus_scrapes_the_service_by_its_compose_name(baked: Baked) -> None:
+    services = yaml.safe_load((baked.path / "compose.yaml").read_text())["services"]
+    config = yaml.safe_load((baked.path / "deploy/prometheus/prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    [static] = job["static_configs"]
+    host, port = static["targets"][0].rsplit(":", 1)
+    assert host == "service"
+    container_ports = [published.rsplit(":", 1)[1] for published in services[host]["ports"]]
+    assert port in container_ports
+
+
 # nginx
+
+# Mozilla's "intermediate" TLS profile (ssl-config.mozilla.org, guidelines 6.0) for nginx 1.22
+# with OpenSSL 3.0 (OpenSSL 3.5+ would add X25519MLKEM768 first).
+MOZILLA_INTERMEDIATE = {
+    "ssl_protocols": "TLSv1.2 TLSv1.3",
+    "ssl_ecdh_curve": "X25519:prime256v1:secp384r1",
+    "ssl_ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+    "ssl_prefer_server_ciphers": "off",
+    "ssl_session_timeout": "1d",
+    "ssl_session_cache": "shared:MozSSL:10m",
+    "ssl_session_tickets": "off",
+}
+MOZILLA_HSTS = "max-age=63072000; includeSubDomains"
+SSL_FILES = {"ssl_certificate", "ssl_certificate_key"}
 
 
 @pytest.fixture(scope="module")
@@ -296,12 +324,9 @@ def nginx_site(baked: Baked, service: Service, tmp: Path, http: int, https: int)
     return "\n".join(line for line in text.splitlines() if "listen [::]" not in line)
 
 
-@pytest.fixture(scope="module")
-def nginx(
-    installed: Baked, proxied: Service, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Nginx]:
+@contextmanager
+def nginx_in_front(service: Service, baked: Baked, tmp: Path) -> Iterator[Nginx]:
     """Real nginx with the shipped config and a self-signed certificate made here."""
-    tmp = tmp_path_factory.mktemp("nginx")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
@@ -309,7 +334,7 @@ def nginx(
         check=True, capture_output=True,
     )  # fmt: skip
     http, https = free_port(), free_port()
-    (tmp / "site.conf").write_text(nginx_site(installed, proxied, tmp, http, https))
+    (tmp / "site.conf").write_text(nginx_site(baked, service, tmp, http, https))
     temp_paths = "".join(
         f"  {kind}_temp_path {tmp}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -332,6 +357,30 @@ def nginx(
     finally:
         process.send_signal(signal.SIGQUIT)  # graceful shutdown
         process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    installed: Baked, proxied: Service, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Nginx]:
+    with nginx_in_front(proxied, installed, tmp_path_factory.mktemp("nginx")) as nginx:
+        yield nginx
+
+
+@pytest.fixture(scope="module")
+def nginx_production(
+    installed: Baked, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Nginx]:
+    """nginx in front of the service in production, which sends its own HSTS header."""
+    prefix = installed.package.upper()
+    settings = {
+        **installed.production_secrets(),
+        f"{prefix}_ENVIRONMENT": "production",
+        f"{prefix}_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    for service in running(installed.path, installed.package, settings):
+        with nginx_in_front(service, installed, tmp_path_factory.mktemp("nginx")) as nginx:
+            yield nginx
 
 
 def test_nginx_serves_the_service_over_https_without_its_version(nginx: Nginx) -> None:
@@ -368,6 +417,56 @@ def test_nginx_speaks_only_tls_1_2_and_1_3_with_modern_ciphers(nginx: Nginx) -> 
     for refused in (tls11, legacy):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{nginx.https}/health/live", verify=refused)
+
+
+def test_behind_nginx_hsts_is_sent_once_by_nginx(nginx_production: Nginx) -> None:
+    with httpx.Client(verify=nginx_production.tls) as client:
+        served = client.get(f"{nginx_production.https}/health/live")
+        refused = client.get(f"{nginx_production.https}/metrics")  # answered by nginx itself
+    assert served.headers["x-request-id"]  # the service answered, with its own HSTS
+    for response in (served, refused):
+        assert response.headers.get_list("strict-transport-security") == [MOZILLA_HSTS]
+
+
+def test_nginx_does_not_route_metrics(nginx: Nginx) -> None:
+    with httpx.Client(verify=nginx.tls) as client:
+        for path in ("/metrics", "/metrics?format=text", "/%6Detrics", "//metrics"):
+            response = client.get(f"{nginx.https}{path}")
+            assert response.status_code == 404, path
+            assert "x-request-id" not in response.headers, path  # never reached the service
+
+
+def ssl_directives(baked: Baked) -> dict[str, str]:
+    [site] = (baked.path / "deploy" / "nginx").glob("*.conf")
+    found = re.findall(r"^\s*(ssl_\w+)\s+([^;]+);", site.read_text(), re.MULTILINE)
+    return {name: value for name, value in found if name not in SSL_FILES}
+
+
+def test_nginx_tls_is_mozillas_intermediate_profile(baked: Baked) -> None:
+    assert ssl_directives(baked) == MOZILLA_INTERMEDIATE
+    [site] = (baked.path / "deploy" / "nginx").glob("*.conf")
+    hsts = r'add_header Strict-Transport-Security "([^"]+)" always;'
+    assert re.findall(hsts, site.read_text()) == [MOZILLA_HSTS]
+
+
+def handshake(nginx: Nginx, *options: str) -> bool:
+    """Whether `openssl s_client` completes a handshake with nginx offering only `options`."""
+    address = nginx.https.removeprefix("https://")
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", address, "-CAfile", nginx.cafile, *options],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return result.returncode == 0
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_nginx_agrees_only_on_the_intermediate_key_exchange_groups(
+    nginx: Nginx, version: str
+) -> None:
+    for group in MOZILLA_INTERMEDIATE["ssl_ecdh_curve"].split(":"):
+        assert handshake(nginx, version, "-groups", group), group
+    for group in ("secp521r1", "X448", "ffdhe2048"):
+        assert not handshake(nginx, version, "-groups", group), group
 
 
 def test_nginx_refuses_an_oversized_body_itself(nginx: Nginx) -> None:
@@ -430,6 +529,28 @@ def test_the_configmap_names_real_settings_with_valid_values(installed: Baked) -
     )
     assert result.returncode == 0, result.stderr  # the values pass the settings' own checks
     assert json.loads(result.stdout) == []  # no key the service would ignore
+
+
+def test_the_configmap_lets_the_ingress_host_probes_and_prometheus_in(installed: Baked) -> None:
+    """Production with the ConfigMap: its ALLOWED_HOSTS name reaches the routes, and probes and
+    Prometheus, which name the pod by its address, reach theirs."""
+    prefix = installed.package.upper()
+    data = yaml.safe_load((installed.path / "deploy/k8s/configmap.yaml").read_text())["data"]
+    hosts = data[f"{prefix}_ALLOWED_HOSTS"].split(",")
+    assert "*" not in hosts and "localhost" not in hosts
+    address = (f"{prefix}_HOST", f"{prefix}_PORT")  # the test's own: a free local port
+    settings = {name: value for name, value in data.items() if name not in address}
+    secrets = installed.production_secrets()
+    token = {"authorization": f"Bearer {secrets[f'{prefix}_METRICS_TOKEN']}"}
+    pod = {"host": "10.1.2.3:8000"}
+    for service in running(installed.path, installed.package, {**settings, **secrets}):
+        routed = httpx.get(f"{service.url}/no/such/route", headers={"host": hosts[0]})
+        foreign = httpx.get(f"{service.url}/no/such/route", headers=pod)
+        live = httpx.get(f"{service.url}/health/live", headers=pod)
+        metrics = httpx.get(f"{service.url}/metrics", headers={**pod, **token})
+        anonymous = httpx.get(f"{service.url}/metrics", headers=pod)
+    assert (routed.status_code, foreign.status_code) == (404, 400)
+    assert (live.status_code, metrics.status_code, anonymous.status_code) == (200, 200, 401)
 
 
 # AWS Lambda

@@ -32,11 +32,13 @@ LogLines = Callable[[], list[dict[str, Any]]]
 {%- if cookiecutter.auth == "none" %}
 PRODUCTION_SETTINGS: dict[str, Any] = {}
 {%- endif %}
+METRICS_TOKEN = "metrics-token-of-the-tests-0123456789"
 
 
 def production_settings(**overrides: Any) -> dict[str, Any]:
     """Values for Settings in production: what it requires on top of the defaults, and yours."""
-    return {**PRODUCTION_SETTINGS, "environment": "production", **overrides}
+    required = {**PRODUCTION_SETTINGS, "metrics_token": METRICS_TOKEN}
+    return {**required, "environment": "production", **overrides}
 
 
 @pytest.fixture

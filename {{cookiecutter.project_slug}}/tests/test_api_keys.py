@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.security.api_keys import (
 from {{ cookiecutter.package_name }}.security.principal import Principal
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
-from .conftest import Server
+from .conftest import Server, production_settings
 from .credentials import TEST_API_KEY, TEST_DIGESTS
 
 
@@ -118,9 +118,10 @@ def test_a_raw_key_or_a_bad_pair_is_refused(monkeypatch: pytest.MonkeyPatch, val
 
 
 def test_production_refuses_to_start_without_a_key() -> None:
-    with pytest.raises(ValidationError, match="API_KEY_DIGESTS must list at least one"):
-        Settings(_env_file=None, environment="production")
-    Settings(_env_file=None, environment="production", api_key_digests=TEST_DIGESTS)
+    with pytest.raises(ValidationError, match="must list at least one key digest") as error:
+        Settings(_env_file=None, **production_settings(api_key_digests={}))
+    assert [item["loc"] for item in error.value.errors()] == [("api_key_digests",)]
+    Settings(_env_file=None, **production_settings(api_key_digests=TEST_DIGESTS))
 
 
 def test_make_api_key_prints_a_key_and_its_pair(capsys: pytest.CaptureFixture[str]) -> None:

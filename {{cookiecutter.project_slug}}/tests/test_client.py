@@ -7,6 +7,8 @@ from pydantic import ValidationError
 from {{ cookiecutter.package_name }}.security.client import TrustedProxies, client_address
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
+from .conftest import production_settings
+
 PROXIES = TrustedProxies([ip_network("10.0.0.0/8"), ip_network("127.0.0.1")])
 FORWARDING_PROXIES = TrustedProxies(PROXIES.networks, "forwarded")
 
@@ -97,5 +99,6 @@ def test_trusted_proxies_take_addresses_and_cidrs(monkeypatch: pytest.MonkeyPatc
 
 
 def test_production_refuses_to_trust_every_address() -> None:
-    with pytest.raises(ValidationError, match="TRUSTED_PROXIES covers every address"):
-        Settings(_env_file=None, environment="production", trusted_proxies=["0.0.0.0/0"])
+    with pytest.raises(ValidationError, match="covers every address") as error:
+        Settings(_env_file=None, **production_settings(trusted_proxies=["0.0.0.0/0"]))
+    assert [item["loc"] for item in error.value.errors()] == [("trusted_proxies",)]

@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.main import create_app
@@ -19,11 +19,16 @@ async def item(number: int, size: int, name: str) -> dict[str, Any]:
     return {"number": number, "size": size, "name": name}
 
 
+async def status(code: int) -> None:
+    raise HTTPException(code, f"Answered with {code}.")
+
+
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     app = create_app(settings)
     app.add_api_route("/test/boom", boom)
     app.add_api_route("/test/items/{number}", item)
+    app.add_api_route("/test/status/{code}", status)
     return app
 
 
@@ -44,6 +49,21 @@ def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
     assert response.status_code == 405
     assert response.json()["title"] == "Method Not Allowed"
     assert "allow" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("code", "title"),
+    [(418, "I'm a Teapot"), (499, "Client Error"), (520, "Server Error"), (599, "Server Error")],
+)
+def test_any_valid_status_is_kept_even_without_a_standard_phrase(
+    client: TestClient, code: int, title: str
+) -> None:
+    response = client.get(f"/test/status/{code}")
+    assert response.status_code == code
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["title"]) == (code, title)
+    assert body["detail"] == f"Answered with {code}."
 
 
 def test_validation_error_lists_each_field_without_echoing_input(client: TestClient) -> None:

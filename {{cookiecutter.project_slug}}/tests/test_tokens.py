@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.security.tokens import (
 )
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
-from .conftest import Server
+from .conftest import Server, production_settings
 
 TOKEN_URL = "/api/v1/auth/token"
 ISSUER = "{{ cookiecutter.project_slug }}"  # the service name
@@ -234,14 +234,19 @@ def test_the_openapi_document_declares_the_password_flow(client: TestClient) -> 
     assert flow["scopes"] == tokens.SCOPES
 
 
-def test_production_refuses_the_development_secret() -> None:
-    with pytest.raises(ValidationError, match="JWT_SECRET must be set to your own secret"):
-        Settings(_env_file=None, environment="production")
-    Settings(_env_file=None, environment="production", jwt_secret=SECRET)
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_outside_development_the_development_secret_is_refused(environment: str) -> None:
+    development = Settings(_env_file=None).jwt_secret
+    with pytest.raises(ValidationError, match="the published development secret") as error:
+        Settings(
+            _env_file=None, **production_settings(environment=environment, jwt_secret=development)
+        )
+    assert [item["loc"] for item in error.value.errors()] == [("jwt_secret",)]
+    Settings(_env_file=None, **production_settings(environment=environment, jwt_secret=SECRET))
 
 
 def test_a_short_secret_is_refused_everywhere() -> None:
-    with pytest.raises(ValidationError, match="JWT_SECRET must be at least 32 characters"):
+    with pytest.raises(ValidationError, match="must be at least 32 characters"):
         Settings(_env_file=None, jwt_secret="short")
 
 

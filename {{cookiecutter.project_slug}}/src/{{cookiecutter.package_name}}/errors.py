@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException
 from .security.headers import api_headers
 
 logger = logging.getLogger(__name__)
+# RFC 9110's class names, the title of a status without a registered phrase (499, 599...).
+STATUS_CLASSES = {1: "Informational", 2: "Successful", 3: "Redirection", 4: "Client Error"}
 
 
 class FieldError(BaseModel):
@@ -40,6 +42,13 @@ class ProblemResponse(JSONResponse):
     media_type = "application/problem+json"
 
 
+def status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return STATUS_CLASSES.get(status // 100, "Server Error")
+
+
 def problem(
     request: Request,
     status: int,
@@ -49,7 +58,7 @@ def problem(
     headers: Mapping[str, str] | None = None,
 ) -> ProblemResponse:
     body = Problem(
-        title=HTTPStatus(status).phrase,
+        title=status_title(status),
         status=status,
         detail=detail,
         instance=request.url.path,

@@ -4,15 +4,14 @@ Each setting comes, first match wins, from the environment variable named ENV_PR
 setting's name in capitals, from a `.env` file in the working directory, or from the default
 below. For example, log_level is read from
     {{ cookiecutter.package_name.upper() }}_LOG_LEVEL
-Defaults are safe for local development; in production the unsafe ones are refused at startup.
-`.env.example` lists every setting.
+Defaults are safe for local development. Only `development` is lenient: in every other
+environment (staging as much as production) the values unsafe outside a laptop are refused at
+startup, all of them at once, each named by its variable. `.env.example` lists every setting.
 """
 
-{% if cookiecutter.auth == "api_key" -%}
 import re
-{% endif -%}
 from functools import lru_cache
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal
 
 from limits import parse
 from pydantic import (
@@ -21,13 +20,14 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 {%- if cookiecutter.auth == "jwt" %}
 from pydantic import BaseModel
 {%- endif %}
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 
@@ -49,7 +49,7 @@ RateLimit = Annotated[str, AfterValidator(rate_limit_text)]
 KeyDigests = Annotated[dict[str, str], NoDecode]
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 {%- elif cookiecutter.auth == "jwt" %}
-# Known to everyone who reads this file: fine on a laptop, refused in production.
+# Known to everyone who reads this file: fine on a laptop, refused everywhere else.
 DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me-0123456789"  # nosec B105
 
 
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
-    # Service
+    # Service. Keep `environment` above the other fields: their checks read it.
     service_name: str = "{{ cookiecutter.project_slug }}"
     environment: Environment = "development"
     debug: bool = False  # tracebacks in 500 responses: development only
@@ -132,15 +132,15 @@ class Settings(BaseSettings):
     realtime_messages_per_second: float = Field(default=5.0, gt=0, le=1000)  # over its sockets
 {%- endif %}
 
-    # Security edge: accepted Host names ('*.example.com' matches subdomains; '*' any, refused in
-    # production; 'testserver' is the test client's), request body limit, gzip threshold, HSTS
-    # max-age (sent in production only).
+    # Security edge: accepted Host names ('*.example.com' matches subdomains; '*' any, refused
+    # outside development; 'testserver' is the test client's), request body limit, gzip
+    # threshold, HSTS max-age (sent outside development only).
     allowed_hosts: CommaSeparated = ["localhost", "127.0.0.1", "::1", "testserver"]
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     gzip_minimum_bytes: int = Field(default=1024, ge=0)
     hsts_max_age_seconds: int = Field(default=63072000, ge=0)
-    # API docs (/docs, /redoc, /openapi.json): public outside production; in production absent
-    # unless docs_in_production, and then behind HTTP Basic auth with these credentials.
+    # API docs (/docs, /redoc, /openapi.json): public in development; elsewhere (staging too)
+    # absent unless docs_in_production, and then behind HTTP Basic auth with these credentials.
     docs_in_production: bool = False
     docs_username: SecretStr = SecretStr("")
     docs_password: SecretStr = SecretStr("")
@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     rate_limit_fail_open: bool = True
 
     # Observability: /metrics, tracing (also the standard OTEL_* variables), access log
-    metrics_token: SecretStr = SecretStr("")  # empty: /metrics is open
+    metrics_token: SecretStr = SecretStr("")  # empty: /metrics is open (development only)
     trace_sample_ratio: float = Field(default=0.1, ge=0, le=1)
     trace_console: bool = False
     access_log: bool = True
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
     @classmethod
     def long_secret(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
-            raise ValueError("JWT_SECRET must be at least 32 characters (`make jwt-secret`)")
+            raise ValueError("must be at least 32 characters (`make jwt-secret`)")
         return value
 {%- endif %}
 
@@ -207,62 +207,109 @@ class Settings(BaseSettings):
     def upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def refuse_unsafe_values(self) -> Self:
-        if "*" in self.cors_origins and self.cors_allow_credentials:
-            raise ValueError(
-                "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true lets any site act as "
-                "the user; list the allowed origins"
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def refuse_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and "*" in info.data.get("cors_origins", []):
+            raise unsafe(
+                f"true with {ENV_PREFIX}CORS_ORIGINS='*' lets any site act as the user: "
+                "list the allowed origins"
             )
-        trusts_everyone = any(network.prefixlen == 0 for network in self.trusted_proxies)
-        if self.environment == "production" and trusts_everyone:
-            raise ValueError(
-                "TRUSTED_PROXIES covers every address: any client could choose the address it "
-                "is rate limited by; list the proxies"
-            )
-        if self.environment == "production" and self.debug:
-            raise ValueError("DEBUG must be false in production (it leaks tracebacks)")
-        if self.environment == "production":
-            self.refuse_unsafe_edge()
-{%- if cookiecutter.auth == "api_key" %}
-        if self.environment == "production" and not self.api_key_digests:
-            raise ValueError("API_KEY_DIGESTS must list at least one key digest in production")
-{%- elif cookiecutter.auth == "jwt" %}
-        if self.environment == "production" and (
-            self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
-        ):
-            raise ValueError("JWT_SECRET must be set to your own secret in production")
-{%- endif %}
-        return self
+        return value
 
-    def refuse_unsafe_edge(self) -> None:
-        if "*" in self.allowed_hosts:
-            raise ValueError("ALLOWED_HOSTS='*' accepts any Host header; list the service's names")
-        if self.docs_in_production:
-            user = self.docs_username.get_secret_value()
-            password = self.docs_password.get_secret_value()
-            # The defaults are empty: both must be set, and the password long enough.
-            if not user or len(password) < 16 or password == user:
-                raise ValueError(
-                    "DOCS_IN_PRODUCTION needs DOCS_USERNAME and a DOCS_PASSWORD of at least 16 "
-                    "characters, other than the username"
-                )
+    @field_validator(
+        "debug",
+        "trusted_proxies",
+{%- if cookiecutter.auth == "api_key" %}
+        "api_key_digests",
+{%- elif cookiecutter.auth == "jwt" %}
+        "jwt_secret",
+{%- endif %}
+        "allowed_hosts",
+        "docs_username",
+        "docs_password",
+        "metrics_token",
+    )
+    @classmethod
+    def refuse_unsafe_values(cls, value: Any, info: ValidationInfo) -> Any:
+        """Outside development, refuse what only a laptop may use. A check per field, so that
+        one start names every unsafe (and every invalid) variable at once."""
+        earlier = info.data  # the fields above this one that are valid
+        if earlier.get("environment", "development") == "development":
+            return value
+        if reason := unsafe_reason(str(info.field_name), value, earlier):
+            raise unsafe(reason)
+        return value
+
+
+def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
+    """Why the value of setting `name` is unsafe outside development, or None."""
+    docs = earlier.get("docs_in_production", False)
+    if name == "debug" and value:
+        return "must be false outside development: it shows tracebacks to every client"
+    if name == "trusted_proxies" and any(network.prefixlen == 0 for network in value):
+        return (
+            "covers every address, so any client could choose the address it is rate limited "
+            "by: list the proxies"
+        )
+{%- if cookiecutter.auth == "api_key" %}
+    if name == "api_key_digests" and not value:
+        return "must list at least one key digest (`make api-key`)"
+{%- elif cookiecutter.auth == "jwt" %}
+    if name == "jwt_secret" and value.get_secret_value() == DEVELOPMENT_JWT_SECRET:
+        return "is the published development secret: set your own (`make jwt-secret`)"
+{%- endif %}
+    if name == "allowed_hosts" and "*" in value:
+        return "'*' accepts any Host header: list the service's names"
+    if name == "docs_username" and docs and not value.get_secret_value():
+        return f"is required with {ENV_PREFIX}DOCS_IN_PRODUCTION"
+    if name == "docs_password" and docs:
+        password = value.get_secret_value()
+        username = earlier.get("docs_username", SecretStr("")).get_secret_value()
+        if len(password) < 16 or password == username:
+            return (
+                f"must be at least 16 characters, other than the username, with "
+                f"{ENV_PREFIX}DOCS_IN_PRODUCTION"
+            )
+    if name == "metrics_token" and len(value.get_secret_value()) < 32:
+        return (
+            "must be at least 32 characters outside development (`make metrics-token`): "
+            "/metrics is never open there"
+        )
+    return None
+
+
+def unsafe(reason: str) -> PydanticCustomError:
+    """A refusal whose message is the reason alone (no "Value error, " before it)."""
+    return PydanticCustomError("unsafe_setting", reason)
 
 
 def describe(error: ValidationError) -> str:
     """One line naming each bad setting by its environment variable."""
     parts = []
     for item in error.errors():
-        # A field's error names its variable; a check across fields has no location.
         variable = f"{ENV_PREFIX}{str(item['loc'][0]).upper()}: " if item["loc"] else ""
-        parts.append(f"{variable}{item['msg']}")
+        # A validator's ValueError is its message, without pydantic's "Value error, " before it.
+        cause = item.get("ctx", {}).get("error") if item["type"] == "value_error" else None
+        parts.append(f"{variable}{cause or item['msg']}")
     return "; ".join(parts)
+
+
+def describe_undecodable(error: SettingsError) -> str:
+    """A value pydantic-settings could not decode (a JSON setting), named by its variable."""
+    # pydantic-settings names the field in its message only; any other wording is shown as is.
+    field = re.search(r'field "(\w+)"', str(error))
+    if field is None or field[1] not in Settings.model_fields:
+        return str(error)
+    return f"{ENV_PREFIX}{field[1].upper()}: not valid JSON ({error.__cause__})"
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """The settings, read once per process; a bad value stops the service with one line."""
+    """The settings, read once per process; bad values stop the service with one line."""
     try:
         return Settings()
     except ValidationError as error:
         raise SystemExit(f"ERROR: invalid settings: {describe(error)}") from None
+    except SettingsError as error:
+        raise SystemExit(f"ERROR: invalid settings: {describe_undecodable(error)}") from None

@@ -1,7 +1,8 @@
 """API docs: Swagger UI at /docs, ReDoc at /redoc, the schema at /openapi.json.
 
-Public outside production. In production they are absent (404) unless DOCS_IN_PRODUCTION is
-set, and then behind HTTP Basic auth (settings refuse missing or short credentials). Swagger UI
+Public in development. In every other environment (staging too) they are absent (404) unless
+DOCS_IN_PRODUCTION is set, and then behind HTTP Basic auth (settings refuse missing or short
+credentials). Swagger UI
 and ReDoc come from the fastapi-standalone-docs package (which bundles swagger-ui-dist and
 redoc with their licences; only its files are used) and are served by the service itself: no
 CDN and no inline script, so the pages run under the docs policy in headers.py.
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ..settings import Settings
-from .headers import Headers, docs_headers
+from .headers import NO_CACHE, Headers, docs_headers
 
 OPENAPI_PATH = "/openapi.json"
 SWAGGER_PATH = "/docs"
@@ -73,14 +74,14 @@ REDOC_PAGE = PAGE.format(
 
 
 def docs_enabled(settings: Settings) -> bool:
-    return settings.environment != "production" or settings.docs_in_production
+    return settings.environment == "development" or settings.docs_in_production
 
 
 def docs_headers_by_path(settings: Settings) -> dict[str, Headers]:
     """The docs' own policy and caching for the edge, by path; none while the docs are off."""
     if not docs_enabled(settings):
         return {}
-    pages = docs_headers(settings, "no-store")
+    pages = docs_headers(settings, NO_CACHE)
     assets = docs_headers(settings, "private, max-age=86400")
     asset_paths = [ASSETS_PATH + name for name in [*ASSETS, "swagger-init.js"]]
     return {
@@ -118,7 +119,8 @@ def basic_auth(settings: Settings) -> list[Any]:
 
 
 def docs_router(settings: Settings) -> APIRouter:
-    """The docs' routes; an empty router while the docs are off (production by default)."""
+    """The docs' routes; an empty router while the docs are off (outside development, by
+    default)."""
     router = APIRouter(include_in_schema=False, dependencies=basic_auth(settings))
     if not docs_enabled(settings):
         return router

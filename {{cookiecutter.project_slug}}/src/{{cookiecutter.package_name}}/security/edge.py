@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import problem
+from ..observability.metrics import METRICS_PATH
 from ..settings import Settings
 from .docs import docs_headers_by_path
 from .headers import api_headers
 
-# Orchestrators probe health by pod address, not by the service's name.
+# Orchestrators probe health, and Prometheus scrapes, by pod address, not by the service's name.
 HOST_CHECK_EXEMPT = "/health/"
 
 
@@ -103,7 +104,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_headers)
 
     def host_allowed(self, scope: Scope) -> bool:
-        if self.hosts is None or scope["path"].startswith(HOST_CHECK_EXEMPT):
+        path = scope["path"]
+        if self.hosts is None or path.startswith(HOST_CHECK_EXEMPT) or path == METRICS_PATH:
             return True
         for name, value in scope["headers"]:
             if name == b"host":
