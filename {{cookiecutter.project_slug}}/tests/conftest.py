@@ -109,16 +109,22 @@ class Server:
         for line in self.process.stdout:
             self.lines.append(line)
 
+    def listening(self) -> bool:
+        """Whether this server (not another process that took the port) says it listens."""
+        return any(f"running on {self.url}" in line for line in list(self.lines))
+
     def wait_until_live(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("server exited:\n" + "".join(self.lines))
             try:
-                if httpx2.get(f"{self.url}/health/live").status_code == 200:
-                    return
+                live = httpx2.get(f"{self.url}/health/live").status_code == 200
             except httpx2.TransportError:
-                time.sleep(0.1)
+                live = False
+            if live and self.listening():
+                return
+            time.sleep(0.1)
         raise RuntimeError("server did not answer /health/live:\n" + "".join(self.lines))
 
     def entries(self, until: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
@@ -135,7 +141,18 @@ class Server:
         return self.process.wait(timeout=20)
 
 
-def start_server() -> Server:
+def start_server(tries: int = 3) -> Server:
+    """The server on a free port; another port if that one was taken meanwhile."""
+    for _ in range(tries - 1):
+        try:
+            return start_server_once()
+        except RuntimeError as error:
+            if "address already in use" not in str(error).lower():
+                raise
+    return start_server_once()
+
+
+def start_server_once() -> Server:
     port = free_port()
     env = {**os.environ, f"{ENV_PREFIX}HOST": "127.0.0.1", f"{ENV_PREFIX}PORT": str(port)}
 {%- if cookiecutter.auth != "none" %}

@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ..settings import Settings
@@ -129,8 +129,9 @@ def docs_router(settings: Settings) -> APIRouter:
     redoc_page = REDOC_PAGE.format(title=title)
 
     @router.get(OPENAPI_PATH)
-    async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(request.app.openapi())
+    async def openapi(request: Request) -> dict[str, Any]:
+        schema: dict[str, Any] = request.app.openapi()
+        return schema  # returned as data, so the rate-limit headers join it
 
     @router.get(SWAGGER_PATH)
     async def swagger_ui() -> HTMLResponse:
