@@ -144,7 +144,7 @@ def test_a_malformed_json_setting_is_named_in_one_line(monkeypatch: pytest.Monke
 
 
 def start(environment: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m {{ cookiecutter.package_name }}` with only these settings (no .env in `cwd`)."""
+    """The service started as `python -m` does, with only these settings (no .env in `cwd`)."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     return subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
