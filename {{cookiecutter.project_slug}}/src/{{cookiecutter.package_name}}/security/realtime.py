@@ -47,7 +47,7 @@ class ClientUse:
 class RealtimeGuard:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.trusted = TrustedProxies(settings.trusted_proxies)
+        self.trusted = TrustedProxies(settings.trusted_proxies, settings.forwarded_header)
         self.rate = settings.realtime_messages_per_second
         self.burst = max(1.0, self.rate)  # up to one second's worth at once
         self.clients: dict[str, ClientUse] = {}
