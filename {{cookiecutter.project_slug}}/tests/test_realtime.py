@@ -264,6 +264,20 @@ def test_each_client_address_has_its_own_bounds() -> None:
         with proxy.websocket_connect(WS, headers=first):
             with proxy.websocket_connect(WS, headers=second):
                 assert refusal(proxy, headers=first) == 1008
+
+
+def test_behind_proxies_that_write_forwarded_only_that_header_names_the_client() -> None:
+    app = app_with(
+        trusted_proxies=["10.0.0.0/8"],
+        forwarded_header="forwarded",
+        realtime_max_connections_per_client=1,
+    )
+    with TestClient(app, client=("10.0.0.2", 50000)) as proxy:
+        # Each client forges its own X-Forwarded-For; the proxy's Forwarded names the same one.
+        first = {"Forwarded": "for=192.0.2.1", "X-Forwarded-For": "198.51.100.1"}
+        forged = {"Forwarded": "for=192.0.2.1", "X-Forwarded-For": "198.51.100.2"}
+        with proxy.websocket_connect(WS, headers=first):
+            assert refusal(proxy, headers=forged) == 1008
 {%- elif cookiecutter.auth == "api_key" %}
 
 
