@@ -24,7 +24,10 @@ from prometheus_client import REGISTRY
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability import metrics
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
-from {{ cookiecutter.package_name }}.observability.tracing import TracedTransport, make_processors
+from {{ cookiecutter.package_name }}.observability.tracing import (
+    TracedTransport,
+    make_processors,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import free_port

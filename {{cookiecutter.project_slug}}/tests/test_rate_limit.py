@@ -10,7 +10,11 @@ from pydantic import ValidationError
 from limits.errors import StorageError
 
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.security.rate_limit import RATE_LIMITED, RateLimits, rate_limit
+from {{ cookiecutter.package_name }}.security.rate_limit import (
+    RATE_LIMITED,
+    RateLimits,
+    rate_limit,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import LogLines
