@@ -34,10 +34,20 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["PYENV_VERSION"] = ":".join(installed)
 
 
-def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run a command in a baked project; fail the test with its output when it fails."""
+def run(
+    command: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a baked project; fail the test with its output when it fails.
+
+    `env`: variables set on top of this process's environment."""
     result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
     if result.returncode != 0:
         pytest.fail(

@@ -1,3 +1,4 @@
+import asyncio
 import gc
 from pathlib import Path
 from typing import Any
@@ -5,6 +6,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from {{ cookiecutter.package_name }} import __main__, __version__
 from {{ cookiecutter.package_name }}.main import app, create_app
@@ -59,6 +61,35 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.5/32"]
     assert kwargs["log_config"] is None
     assert kwargs["access_log"] is False
+
+
+def test_uvicorn_believes_x_forwarded_for_from_the_trusted_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn itself, given the list main() passes (networks, `10.0.0.5/32`), rewrites the
+    client of a request from a trusted proxy, as security/client.py does: uvicorn 0.31+."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append(kw))
+    trusted = ["10.0.0.5", "10.1.0.0/16"]
+    monkeypatch.setattr(
+        __main__, "get_settings", lambda: Settings(_env_file=None, trusted_proxies=trusted)
+    )
+    __main__.main()
+    clients: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        clients.append(scope["client"][0])
+
+    middleware = ProxyHeadersMiddleware(app, trusted_hosts=calls[0]["forwarded_allow_ips"])
+    for proxy in ("10.0.0.5", "10.1.200.3", "10.2.0.1"):
+        scope: Any = {
+            "type": "http",
+            "scheme": "http",
+            "client": (proxy, 4711),
+            "headers": [(b"x-forwarded-for", b"198.51.100.7")],
+        }
+        asyncio.run(middleware(scope, None, None))  # type: ignore[arg-type]
+    assert clients == ["198.51.100.7", "198.51.100.7", "10.2.0.1"]  # the last is not trusted
 
 
 def test_the_lifespan_freezes_what_start_up_made(app: FastAPI) -> None:

@@ -1,0 +1,81 @@
+"""Honest dependency ranges: a baked project passes its own `make check` with every direct
+dependency at its lower bound (`uv lock --resolution lowest-direct`), not only at the newest
+versions (`test_bake.py::test_make_check_passes`).
+
+One bake is enough when it has every optional dependency (jwt: pwdlib, PyJWT, python-multipart;
+redis; lambda: mangum): the other bakes' dependencies are a subset of its."""
+
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from .conftest import Baked, run
+
+# Also set for `make check`'s `uv run`s: under the default resolution they would re-lock.
+LOWEST = {"UV_RESOLUTION": "lowest-direct"}
+
+
+def has_every_optional_dependency(baked: Baked) -> bool:
+    context = baked.context
+    return (
+        context["auth"] == "jwt"
+        and context["rate_limit_storage"] == "redis"
+        and str(context["aws_lambda"]).lower() == "true"
+    )
+
+
+def direct_requirements(project: Path) -> list[Requirement]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    specs = pyproject["project"]["dependencies"] + pyproject["dependency-groups"]["dev"]
+    return [Requirement(spec) for spec in specs]
+
+
+def lower_bound(requirement: Requirement) -> Version:
+    [bound] = [Version(s.version) for s in requirement.specifier if s.operator == ">="]
+    return bound
+
+
+def locked_versions(project: Path) -> dict[str, Version]:
+    lock = tomllib.loads((project / "uv.lock").read_text(encoding="utf-8"))
+    assert lock["options"]["resolution-mode"] == "lowest-direct"
+    return {
+        re.sub(r"[-_.]+", "-", p["name"]).lower(): Version(p["version"])
+        for p in lock["package"]
+        if "version" in p
+    }
+
+
+@pytest.mark.bake
+def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
+    if not has_every_optional_dependency(baked):
+        pytest.skip("re-locked at the lower bounds in the bake with jwt, redis and lambda only")
+    project = tmp_path / baked.path.name
+    shutil.copytree(
+        baked.path,
+        project,
+        # The bake's own lock (newest versions) would be kept as the resolver's preferences.
+        ignore=shutil.ignore_patterns(
+            ".venv", "uv.lock", ".mypy_cache", ".pytest_cache", "__pycache__", ".coverage"
+        ),
+    )
+    run(["uv", "lock", "--resolution", "lowest-direct"], project, env=LOWEST)
+
+    # Each direct dependency is locked at its bound (to the bound's precision: `>=9.1` may be
+    # 9.1.2 when there is no 9.1.0): a bound that another dependency overrides is never tested.
+    locked = locked_versions(project)
+    above = []
+    for requirement in direct_requirements(project):
+        bound = lower_bound(requirement)
+        version = locked[re.sub(r"[-_.]+", "-", requirement.name).lower()]
+        if version.release[: len(bound.release)] != bound.release:
+            above.append(f"{requirement.name}: >={bound} but locked at {version}")
+    assert not above, "lower bounds that the lock does not reach:\n" + "\n".join(above)
+
+    run(["uv", "sync", "--locked"], project, env=LOWEST)
+    result = run(["make", "check"], project, env=LOWEST)
+    assert "Required test coverage of 90" in result.stdout
