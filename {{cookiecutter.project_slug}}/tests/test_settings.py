@@ -145,7 +145,11 @@ def test_a_malformed_json_setting_is_named_in_one_line(monkeypatch: pytest.Monke
 
 def start(environment: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """The service started as `python -m` does, with only these settings (no .env in `cwd`)."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    # Not ours, and not the coverage plugin's: measured from another folder, the child's data
+    # would lack the project's coverage settings.
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith((ENV_PREFIX, "COV_CORE_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}"],
         env={**inherited, **environment},
