@@ -16,17 +16,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from . import __version__, health
-{%- if cookiecutter.include_examples %}
-from .api import articles, characters
-{%- endif %}
-{%- if cookiecutter.include_realtime %}
-from .api import realtime
-{%- endif %}
-{%- if cookiecutter.auth != "none" %}
-from .api import me
-{%- endif %}
-{%- if cookiecutter.auth == "jwt" %}
-from .api import tokens
+{%- set routers = [] %}
+{%- if cookiecutter.include_examples %}{% set routers = routers + ["articles", "characters"] %}{% endif %}
+{%- if cookiecutter.auth != "none" %}{% set routers = routers + ["me"] %}{% endif %}
+{%- if cookiecutter.include_realtime %}{% set routers = routers + ["realtime"] %}{% endif %}
+{%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["tokens"] %}{% endif %}
+{%- if routers %}
+from .api import {{ routers | join(", ") }}
 {%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
 from .health import HealthChecks
@@ -38,13 +34,14 @@ from .observability.tracing import NATIVE_TELEMETRY_OFF, Tracing
 from .resilience import UpstreamError, upstream_error
 {%- if cookiecutter.auth == "api_key" %}
 from .security.api_keys import auth_state
-{%- elif cookiecutter.auth == "jwt" %}
-from .security.tokens import auth_state
 {%- endif %}
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
 from .security.rate_limit import RateLimits, default_rate_limit
+{%- if cookiecutter.auth == "jwt" %}
+from .security.tokens import auth_state
+{%- endif %}
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
