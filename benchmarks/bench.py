@@ -315,6 +315,7 @@ def build_report(medians: dict, latency: dict, qps: float, scaling: dict, starts
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs ({platform.machine()}); {versions}",
+        "load_average": os.getloadavg(),  # 1, 5 and 15 minutes, at the end: how busy the machine was
         "method": f"wrk -t1 -c64, {args.rounds} interleaved rounds of {args.seconds}s, medians",
         "route": f"GET {ROUTE}",
         "fixed_load": {
@@ -335,7 +336,8 @@ def import_summary(bare: Counter[str], service: Counter[str]) -> dict[str, Any]:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"{report['method']}; {report['machine']}; {report['route']}", "",
+    busy = ", ".join(f"{load:.1f}" for load in report.get("load_average", ()))
+    lines = [f"{report['method']}; {report['machine']}; load average {busy}; {report['route']}", "",
              "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
