@@ -338,7 +338,7 @@ def import_summary(bare: Counter[str], service: Counter[str]) -> dict[str, Any]:
 def markdown(report: dict) -> str:
     busy = ", ".join(f"{load:.1f}" for load in report.get("load_average", ()))
     lines = [f"{report['method']}; {report['machine']}; load average {busy}; {report['route']}", "",
-             "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
+             "| variant | req/s | × bare | p50 ms (saturated) | p99 ms (saturated) | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
         lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
