@@ -30,8 +30,9 @@ test: $(BIN)/cookiecutter ## The whole self-test suite: hooks, then every combin
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 	$(BIN)/pytest tests/test_hooks.py
 
-bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (needs wrk)
+bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (needs wrk and hey)
 	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
+	@command -v hey >/dev/null || { echo "ERROR: hey not found; install it: apt-get install hey"; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 bench-instructions: $(BIN)/cookiecutter ## Instructions per request, layer by layer (needs valgrind and gcc)

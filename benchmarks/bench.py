@@ -7,14 +7,18 @@ from the baked project's own environment:
                   metrics, the JSON access log, tracing at the default sampling (0.1) exporting
                   over OTLP/HTTP to a sink that accepts and drops the spans (otlp_sink.py)
   service-trace-1 (b) the same with every request traced (TRACE_SAMPLE_RATIO=1.0)
-  bare            (c) a bare FastAPI app with the same route and response (bare_app.py)
+  bare            (c) bare FastAPI doing the same route work: the same dependencies, id check
+                  and response model, no middleware (bare_app.py)
 With --layers, also the service without one layer at a time (tracing, access log, rate limit,
 metrics are on in all of them): what each layer costs.
-Load comes from wrk in a separate process (one thread, 64 connections), the server pinned to
-CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order, then medians.
+Throughput comes from wrk in a separate process (one thread, 64 connections: saturation), the
+server pinned to CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order,
+then medians. Latency is judged at a fixed offered load instead, open loop, below saturation:
+after the throughput rounds, as many rounds of `hey -c 20 -q N` (on CPU 1), 20 workers × N req/s
+offering half of bare's measured capacity to every variant, interleaved and shuffled the same way.
 Also: cold start (process start to first 200) and idle RSS, interleaved too; the imports done
 before the first 200, by package; and 2 workers against 1, for the service and for bare FastAPI.
-Prints a Markdown table and writes JSON (benchmarks/results/latest.json). Asserts nothing:
+Prints Markdown tables and writes JSON (benchmarks/results/latest.json). Asserts nothing:
 the numbers are for reading, as ratios to `bare` measured in the same run.
 """
 
@@ -30,12 +34,15 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+import hey
 import wrk
 
 HERE = Path(__file__).resolve().parent
@@ -167,11 +174,17 @@ def import_ms(project: Path, variants: list[Variant], port: int, runs: int) -> d
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \| *([\w.]+)$", re.M)
 
 
-def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> dict[str, list[dict[str, float]]]:
-    """Serve every variant at once (each on its own port), load one at a time, interleaved."""
+@dataclass
+class Served:
+    url: str
+    pgid: int
+
+
+@contextmanager
+def serving(project: Path, variants: list[Variant]) -> Iterator[dict[str, Served]]:
+    """Serve every variant at once, each on its own port, warmed up; stopped on leaving."""
     ports = {v.name: 18100 + i for i, v in enumerate(variants)}
     processes = {v.name: start(project, v, ports[v.name]) for v in variants}
-    results: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
     try:
         for v in variants:
             url = f"http://127.0.0.1:{ports[v.name]}"
@@ -179,15 +192,35 @@ def load(project: Path, variants: list[Variant], rounds: int, seconds: int) -> d
             if v.app == "-m":  # the service starts empty; the bare app has its article
                 httpx.post(f"{url}/api/v1/articles", json={"name": "Article 1", "price": 10.0})
             wrk.run(url + ROUTE, 2, cpu="1")  # warm-up
-        for _ in range(rounds):
-            order = random.sample(variants, len(variants))
-            for v in order:
-                cpu = "1" if v.cpu is not None else None
-                url = f"http://127.0.0.1:{ports[v.name]}{ROUTE}"
-                results[v.name].append(measure(url, seconds, cpu, processes[v.name].pid))
+        yield {name: Served(f"http://127.0.0.1:{ports[name]}{ROUTE}", p.pid) for name, p in processes.items()}
     finally:
         for process in processes.values():
             stop(process)
+
+
+def interleaved(variants: list[Variant], rounds: int) -> Iterator[Variant]:
+    """Every variant once per round, in a new shuffled order each round."""
+    for _ in range(rounds):
+        yield from random.sample(variants, len(variants))
+
+
+Runs = dict[str, list[dict[str, float]]]  # per variant, one result per round
+
+
+def throughput(servers: dict[str, Served], variants: list[Variant], rounds: int, seconds: int) -> Runs:
+    """wrk at saturation, one variant at a time, interleaved."""
+    results: Runs = {v.name: [] for v in variants}
+    for v in interleaved(variants, rounds):
+        cpu = "1" if v.cpu is not None else None
+        results[v.name].append(measure(servers[v.name].url, seconds, cpu, servers[v.name].pgid))
+    return results
+
+
+def fixed_load(servers: dict[str, Served], variants: list[Variant], rounds: int, seconds: int, qps: float) -> Runs:
+    """hey at the same offered rate (qps per worker), one variant at a time, interleaved."""
+    results: Runs = {v.name: [] for v in variants}
+    for v in interleaved(variants, rounds):
+        results[v.name].append(hey.run(servers[v.name].url, seconds, qps, cpu="1"))
     return results
 
 
@@ -198,7 +231,7 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=8, help="per wrk run and per hey run")
     parser.add_argument("--cold-starts", type=int, default=9)  # one start varies by ±0.15x
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
@@ -243,11 +276,18 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
                Variant("bare-1-worker", bare.app, {}, 1, None, bare.flags),
                Variant("bare-2-workers", bare.app, {}, 2, None, bare.flags)]  # fmt: skip
 
-    medians = {name: summarise(runs) for name, runs in load(project, pinned, args.rounds, args.seconds).items()}
-    scaling = {name: summarise(runs) for name, runs in load(project, workers, args.rounds, args.seconds).items()}
+    with serving(project, pinned) as servers:
+        rounds = throughput(servers, pinned, args.rounds, args.seconds)
+        medians = {name: summarise(runs) for name, runs in rounds.items()}
+        qps = hey.per_worker_qps(medians["bare"]["rps"])
+        rounds = fixed_load(servers, pinned, args.rounds, args.seconds, qps)
+        latency = {name: summarise(runs) for name, runs in rounds.items()}
+    with serving(project, workers) as servers:
+        rounds = throughput(servers, workers, args.rounds, args.seconds)
+        scaling = {name: summarise(runs) for name, runs in rounds.items()}
     starts = cold_start(project, pinned, 18190, args.cold_starts)
     imports = import_ms(project, [bare, service], 18190, args.cold_starts)
-    report = build_report(medians, scaling, starts, args, served_python(project))
+    report = build_report(medians, latency, qps, scaling, starts, args, served_python(project))
     report["imports_ms"] = import_summary(imports["bare"], imports["service"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -260,22 +300,31 @@ def served_python(project: Path) -> str:
     return subprocess.check_output(command, text=True).strip()
 
 
-def build_report(medians: dict, scaling: dict, starts: dict, args: argparse.Namespace, versions: str) -> dict:
-    base = medians["bare"]
+def build_report(medians: dict, latency: dict, qps: float, scaling: dict, starts: dict,
+                 args: argparse.Namespace, versions: str) -> dict:  # fmt: skip
+    base, base_latency = medians["bare"], latency["bare"]
     rows = {}
     for name, m in medians.items():
         cold, rss = starts[name]
+        at_load = {**latency[name], "p99_ratio": latency[name]["p99_ms"] / base_latency["p99_ms"]}
         rows[name] = {**m, "rps_ratio": m["rps"] / base["rps"], "p99_ratio": m["p99_ms"] / base["p99_ms"],
                       "cpu_ratio": m["cpu_us_per_request"] / base["cpu_us_per_request"],
                       "cold_start_s": cold, "cold_start_ratio": cold / starts["bare"][0],
-                      "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1]}  # fmt: skip
+                      "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1], "fixed_load": at_load}  # fmt: skip
     two, one = scaling["service-2-workers"]["rps"], scaling["service-1-worker"]["rps"]
     bare_two, bare_one = scaling["bare-2-workers"]["rps"], scaling["bare-1-worker"]["rps"]
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs ({platform.machine()}); {versions}",
+        "load_average": os.getloadavg(),  # 1, 5 and 15 minutes, at the end: how busy the machine was
         "method": f"wrk -t1 -c64, {args.rounds} interleaved rounds of {args.seconds}s, medians",
         "route": f"GET {ROUTE}",
+        "fixed_load": {
+            "method": f"hey -c {hey.WORKERS} -q {qps:.2f}, {args.rounds} interleaved rounds of {args.seconds}s, "
+                      "medians",
+            "offered_rps": qps * hey.WORKERS,
+            "bare_capacity_rps": base["rps"],
+        },
         "variants": rows,
         "workers": {"one_rps": one, "two_rps": two, "ratio": two / one, "bare_ratio": bare_two / bare_one},
     }
@@ -288,14 +337,24 @@ def import_summary(bare: Counter[str], service: Counter[str]) -> dict[str, Any]:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"{report['method']}; {report['machine']}; {report['route']}", "",
-             "| variant | req/s | × bare | p50 ms | p99 ms | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
+    busy = ", ".join(f"{load:.1f}" for load in report.get("load_average", ()))
+    lines = [f"{report['method']}; {report['machine']}; load average {busy}; {report['route']}", "",
+             "| variant | req/s | × bare | p50 ms (saturated) | p99 ms (saturated) | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
         lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
                      f"| {r['p99_ratio']:.2f} | {r['cpu_us_per_request']:.0f} | {r['cpu_ratio']:.2f} "
                      f"| {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
                      f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
+    load = report["fixed_load"]
+    lines += ["", f"Latency at a fixed offered load of {load['offered_rps']:.0f} req/s, half of bare's "
+                  f"{load['bare_capacity_rps']:.0f} ({load['method']}):", "",
+              "| variant | answered req/s | p50 ms | p99 ms | p99 × bare | non-2xx |",
+              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, r in report["variants"].items():
+        f = r["fixed_load"]
+        lines.append(f"| {name} | {f['rps']:.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
+                     f"| {f['p99_ratio']:.2f} | {f['errors']:.0f} |")  # fmt: skip
     w = report["workers"]
     lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): service {w['ratio']:.2f}×, "
                   f"bare {w['bare_ratio']:.2f}×"]  # fmt: skip

@@ -1,4 +1,5 @@
-"""The benchmark's reading of wrk reports (the benchmark itself runs with `make bench`)."""
+"""The benchmarks' reading of wrk, hey, callgrind and importtime output (the benchmarks themselves
+run with `make bench`, `make bench-instructions`; nothing here is timed)."""
 
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 from .conftest import TEMPLATE
 
 sys.path.insert(0, str(TEMPLATE / "benchmarks"))
+import hey  # noqa: E402
 import wrk  # noqa: E402
 
 REPORT = """Running 8s test @ http://127.0.0.1:18101/api/v1/articles/1
@@ -43,6 +45,62 @@ def test_an_unreadable_report_is_refused() -> None:
         wrk.parse("connection refused")
 
 
+# Real `hey -n 16 -c 4 -q 20 -o csv` output against bare_app.py, then against a missing article.
+HEY_CSV = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
+0.0025,0.0002,0.0000,0.0001,0.0017,0.0001,200,0.0506
+0.0021,0.0001,0.0000,0.0001,0.0018,0.0000,200,0.0510
+0.0022,0.0001,0.0000,0.0001,0.0019,0.0001,200,0.0511
+0.0030,0.0022,0.0000,0.0001,0.0005,0.0000,200,0.0506
+0.0011,0.0000,0.0000,0.0001,0.0008,0.0002,200,0.1008
+0.0013,0.0000,0.0000,0.0000,0.0012,0.0001,200,0.1010
+0.0015,0.0000,0.0000,0.0000,0.0015,0.0000,200,0.1010
+0.0010,0.0000,0.0000,0.0000,0.0010,0.0000,200,0.1018
+0.0011,0.0000,0.0000,0.0000,0.0009,0.0001,200,0.1513
+0.0013,0.0000,0.0000,0.0000,0.0012,0.0001,200,0.1514
+0.0016,0.0000,0.0000,0.0000,0.0015,0.0000,200,0.1514
+0.0011,0.0000,0.0000,0.0000,0.0011,0.0001,200,0.1522
+0.0011,0.0000,0.0000,0.0000,0.0009,0.0001,200,0.2007
+0.0013,0.0000,0.0000,0.0000,0.0013,0.0001,200,0.2008
+0.0016,0.0000,0.0000,0.0000,0.0015,0.0001,200,0.2008
+0.0011,0.0000,0.0000,0.0000,0.0010,0.0001,200,0.2016
+"""
+HEY_CSV_404 = """response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset
+0.0011,0.0004,0.0000,0.0001,0.0006,0.0001,404,0.0510
+0.0021,0.0000,0.0000,0.0000,0.0003,0.0001,404,0.0504
+0.0011,0.0000,0.0000,0.0000,0.0009,0.0001,404,0.1008
+0.0010,0.0000,0.0000,0.0000,0.0009,0.0000,404,0.1009
+"""
+
+
+def test_a_hey_csv_gives_answered_rate_percentiles_in_ms_and_no_errors() -> None:
+    result = hey.parse_csv(HEY_CSV, seconds=0.25)
+    assert result == {
+        "requests": 16, "rps": 64.0, "p50_ms": pytest.approx(1.3), "p99_ms": pytest.approx(3.0), "errors": 0
+    }
+
+
+def test_hey_responses_other_than_2xx_count_as_errors() -> None:
+    assert hey.parse_csv(HEY_CSV_404, seconds=1)["errors"] == 4
+
+
+def test_a_hey_csv_without_answered_requests_is_refused() -> None:
+    header_only = HEY_CSV.splitlines()[0] + "\n"  # what hey prints when every connection is refused
+    with pytest.raises(ValueError, match="unreadable hey CSV"):
+        hey.parse_csv(header_only, seconds=8)
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 201)]
+    assert (hey.percentile(values, 0.50), hey.percentile(values, 0.99)) == (100.0, 198.0)
+    assert hey.percentile([7.0], 0.99) == 7.0
+
+
+def test_the_offered_load_is_half_of_bares_capacity_over_the_workers() -> None:
+    qps = hey.per_worker_qps(8555.0)
+    assert qps * hey.WORKERS == pytest.approx(8555.0 / 2)
+    assert hey.per_worker_qps(1000.0, workers=10) == 50.0
+
+
 def test_instruction_counts_are_read_per_variant_from_callgrinds_dumps(tmp_path) -> None:
     import instructions
 
@@ -77,3 +135,29 @@ def test_import_times_are_read_by_package_and_the_services_additions_ranked() ->
     assert bench.import_summary(bare, service) == {
         "bare": 1000, "service": 1202, "added_by_service": {"google": 140.0, "limits": 60.0}
     }
+
+
+def test_the_report_offers_half_of_bares_measured_rate_and_compares_p99_at_that_load() -> None:
+    import argparse
+
+    import bench
+
+    def saturated(rps: float) -> dict[str, float]:
+        return {"requests": rps * 8, "rps": rps, "p50_ms": 7.0, "p99_ms": 20.0, "errors": 0,
+                "cpu_us_per_request": 1e6 / rps}
+
+    def at_load(p99: float) -> dict[str, float]:
+        return {"requests": 32000, "rps": 4000.0, "p50_ms": 1.3, "p99_ms": p99, "errors": 0}
+
+    medians = {"bare": saturated(8000), "service": saturated(6000)}
+    latency = {"bare": at_load(5.0), "service": at_load(7.5)}
+    scaling = ("service-1-worker", "service-2-workers", "bare-1-worker", "bare-2-workers")
+    workers = {name: saturated(1000) for name in scaling}
+    starts = {"bare": (0.5, 50.0), "service": (0.7, 60.0)}
+    args = argparse.Namespace(rounds=5, seconds=8)
+    report = bench.build_report(medians, latency, hey.per_worker_qps(8000), workers, starts, args, "Python 3")
+    assert report["fixed_load"]["offered_rps"] == pytest.approx(4000)
+    assert report["fixed_load"]["method"].startswith("hey -c 20 -q 200.00, 5 interleaved rounds of 8s")
+    assert report["variants"]["service"]["fixed_load"]["p99_ratio"] == pytest.approx(1.5)
+    assert report["variants"]["service"]["rps_ratio"] == pytest.approx(0.75)
+    assert "| service | 4000 | 1.30 | 7.50 | 1.50 | 0 |" in bench.markdown(report).splitlines()
