@@ -33,6 +33,7 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["console", "json"]
 CommaSeparated = Annotated[list[str], NoDecode]
 Networks = Annotated[list[IPvAnyNetwork], NoDecode]
 
@@ -44,6 +45,11 @@ def rate_limit_text(value: str) -> str:
 
 # A limit such as "100/minute" or "5 per second" (the `limits` library's notation).
 RateLimit = Annotated[str, AfterValidator(rate_limit_text)]
+# Defaults that depend on the environment, as (development, every other environment): taken
+# when the setting is unset or empty.
+BY_ENVIRONMENT = {
+    "log_format": ("console", "json"),  # a terminal, or a log pipeline
+}
 {%- if cookiecutter.auth == "api_key" %}
 # name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
 KeyDigests = Annotated[dict[str, str], NoDecode]
@@ -71,6 +77,8 @@ class Settings(BaseSettings):
     environment: Environment = "development"
     debug: bool = False  # tracebacks in 500 responses: development only
     log_level: LogLevel = "INFO"
+    # console: one readable line per record; json: one object per line (BY_ENVIRONMENT)
+    log_format: LogFormat = Field(default=None, validate_default=True)
 
     # Server, for `python -m {{ cookiecutter.package_name }}`
     host: str = "127.0.0.1"
@@ -206,6 +214,15 @@ class Settings(BaseSettings):
     @classmethod
     def upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def default_by_environment(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or value == "":
+            development, elsewhere = BY_ENVIRONMENT[str(info.field_name)]
+            lenient = info.data.get("environment", "development") == "development"
+            return development if lenient else elsewhere
+        return value
 
     @field_validator("cors_allow_credentials")
     @classmethod
