@@ -49,6 +49,8 @@ RateLimit = Annotated[str, AfterValidator(rate_limit_text)]
 # when the setting is unset or empty.
 BY_ENVIRONMENT = {
     "log_format": ("console", "json"),  # a terminal, or a log pipeline
+    # Trying the API out in /docs should meet the default limit, not a stricter one.
+    "rate_limit_write": ("100/minute", "10/minute"),
 }
 {%- if cookiecutter.auth == "api_key" %}
 # name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
@@ -156,7 +158,8 @@ class Settings(BaseSettings):
     # Rate limiting: limits such as "100/minute" or "5 per second", counted per client.
     rate_limit_enabled: bool = True
     rate_limit_default: RateLimit = "100/minute"  # every route but health and metrics
-    rate_limit_write: RateLimit = "10/minute"  # routes that create or change data
+    # Routes that create or change data (BY_ENVIRONMENT)
+    rate_limit_write: RateLimit = Field(default=None, validate_default=True)
 {%- if cookiecutter.rate_limit_storage == "redis" %}
     rate_limit_storage_uri: str = "redis://localhost:6379/0"  # shared by every replica
 {%- else %}
@@ -215,7 +218,7 @@ class Settings(BaseSettings):
     def upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "rate_limit_write", mode="before")
     @classmethod
     def default_by_environment(cls, value: object, info: ValidationInfo) -> object:
         if value is None or value == "":
