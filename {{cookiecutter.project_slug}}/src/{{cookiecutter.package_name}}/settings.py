@@ -244,6 +244,7 @@ class Settings(BaseSettings):
         "api_key_digests",
 {%- elif cookiecutter.auth == "jwt" %}
         "jwt_secret",
+        "jwt_users",
 {%- endif %}
         "allowed_hosts",
         "docs_username",
@@ -278,6 +279,8 @@ def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
 {%- elif cookiecutter.auth == "jwt" %}
     if name == "jwt_secret" and value.get_secret_value() == DEVELOPMENT_JWT_SECRET:
         return "is the published development secret: set your own (`make jwt-secret`)"
+    if name == "jwt_users" and not value:
+        return "must list at least one user (`make password-hash`): nobody could sign in"
 {%- endif %}
     if name == "allowed_hosts" and "*" in value:
         return "'*' accepts any Host header: list the service's names"
