@@ -56,6 +56,7 @@ def remove_auth_jwt() -> None:
         PACKAGE_DIR / "security" / "tokens.py",
         PACKAGE_DIR / "security" / "users.py",
         PACKAGE_DIR / "security" / "passwords.py",
+        PACKAGE_DIR / "security" / "dev_user.py",
         PACKAGE_DIR / "api" / "tokens.py",
         Path("tests") / "test_tokens.py",
     )

@@ -2,6 +2,7 @@
 visible to uv, and helpers to run commands in a baked project."""
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,10 @@ from .combinations import combination_params
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 METRICS_TOKEN = "a-metrics-token-of-the-template-tests-0123"
+# Outside development auth=jwt needs a user: the argon2 hash of a password nobody uses.
+OPS_HASH = (
+    "$argon2id$v=19$m=1024,t=1,p=1$Xkock/KV/TBFmP9zg3jq4Q$QxZlDhs2Rjx7jEqULQCiKJFn1SIA64vh9f17Pi5LBGY"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,6 +82,7 @@ class Baked:
             secrets[f"{prefix}_API_KEY_DIGESTS"] = f"ops:{digest}"
         elif self.context["auth"] == "jwt":
             secrets[f"{prefix}_JWT_SECRET"] = "a-jwt-secret-of-the-template-tests-0123456789"
+            secrets[f"{prefix}_JWT_USERS"] = json.dumps({"ops": {"password_hash": OPS_HASH}})
         return secrets
 
     def text_files(self) -> list[Path]:

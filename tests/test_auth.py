@@ -4,6 +4,7 @@ the baked project's own commands (`make api-key`, `make password-hash` run the s
 
 import json
 import os
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from .conftest import Baked
+from .conftest import Baked, run
 from .served import Service, running
 
 ARTICLE = {"name": "Guarded", "price": 2.5}
@@ -241,3 +242,30 @@ def test_jwt_production_refuses_the_development_secret(installed: Baked) -> None
     result = refused_start(installed, settings)
     assert result.returncode == 1
     assert f"{prefix}_JWT_SECRET: is the published development secret" in result.stderr
+
+
+def test_jwt_production_refuses_to_start_without_users(installed: Baked) -> None:
+    only_for(installed, "jwt")
+    prefix = installed.package.upper()
+    settings = {**installed.production_secrets(), f"{prefix}_JWT_USERS": "{}"}
+    result = refused_start(installed, {**settings, f"{prefix}_ENVIRONMENT": "production"})
+    assert result.returncode == 1
+    assert f"{prefix}_JWT_USERS: must list at least one user" in result.stderr
+
+
+def test_jwt_make_dev_user_is_the_one_step_to_sign_in_and_write(installed: Baked) -> None:
+    """`make dev-user` writes a user holding every scope to .env; the service then signs it in."""
+    only_for(installed, "jwt")
+    try:
+        printed = run(["make", "dev-user"], installed.path).stdout
+        password = re.findall(r"password: (\S+)", printed)[-1]
+        for service in running(installed.path, installed.package):
+            token = bearer(sign_in(service, "dev", password))
+            me = httpx.get(f"{service.url}/api/v1/me", headers=token).json()
+            written = httpx.post(f"{service.url}/api/v1/articles", json=ARTICLE, headers=token)
+    finally:
+        (installed.path / ".env").unlink(missing_ok=True)  # the other tests run without one
+    assert me["id"] == "dev"
+    if installed.context["include_examples"]:
+        assert "articles:write" in me["scopes"]
+        assert written.status_code == 201

@@ -197,6 +197,7 @@ def test_spans_continue_the_incoming_trace_and_logs_carry_its_id(
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         # Nothing is exported before shutdown: the span arriving proves the final flush.
         "OTEL_BSP_SCHEDULE_DELAY": "600000",
+        f"{installed.package.upper()}_LOG_FORMAT": "json",  # its lines are read below
     }
     headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "x-request-id": "otlp-test-1"}
     with serving(installed.path, installed.package, settings) as service:

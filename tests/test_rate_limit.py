@@ -111,6 +111,7 @@ def redis_settings(baked: Baked, redis: Redis, limit: str) -> dict[str, str]:
         f"{prefix}_RATE_LIMIT_DEFAULT": limit,
         # No access log: nobody reads the service's output pipe until it stops.
         f"{prefix}_LOG_LEVEL": "WARNING",
+        f"{prefix}_LOG_FORMAT": "json",  # read as data once it stops
     }
 
 
@@ -179,6 +180,7 @@ def behind_nginx(installed: Baked, tmp_path: Path) -> Iterator[tuple[Service, st
         f"{prefix}_TRUSTED_PROXIES": "127.0.0.1",
         f"{prefix}_RATE_LIMIT_DEFAULT": "5/minute",
         f"{prefix}_RATE_LIMIT_STORAGE_URI": "memory://",
+        f"{prefix}_LOG_FORMAT": "json",  # read as data once it stops
     }
     port = free_port()
     with serving(installed.path, installed.package, settings) as service:

@@ -155,6 +155,7 @@ def start_server(tries: int = 3) -> Server:
 def start_server_once() -> Server:
     port = free_port()
     env = {**os.environ, f"{ENV_PREFIX}HOST": "127.0.0.1", f"{ENV_PREFIX}PORT": str(port)}
+    env[f"{ENV_PREFIX}LOG_FORMAT"] = "json"  # the tests read its lines as data
 {%- if cookiecutter.auth != "none" %}
     env.update(SERVER_ENV)
 {%- endif %}

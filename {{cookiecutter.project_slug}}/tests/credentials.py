@@ -26,8 +26,11 @@ from {{ cookiecutter.package_name }}.settings import Settings
 # The default (development) secret signs the tests' tokens: nothing to configure.
 AUTH_SETTINGS: dict[str, Any] = {}
 SERVER_ENV: dict[str, str] = {}
-# What production needs on top of the defaults to start: a secret of its own.
-PRODUCTION_SETTINGS: dict[str, Any] = {"jwt_secret": "production-secret-of-the-tests-0123456"}
+# What production needs on top of the defaults to start: a secret of its own, and a user.
+PRODUCTION_SETTINGS: dict[str, Any] = {
+    "jwt_secret": "production-secret-of-the-tests-0123456",
+    "jwt_users": {"ops": {"password_hash": "$argon2id$v=19$m=1024,t=1,p=1$c2FsdA$aGFzaA"}},
+}
 
 
 def auth_headers(settings: Settings) -> dict[str, str]:

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.api.articles import get_articles
 from {{ cookiecutter.package_name }}.domain.articles import InMemoryArticleRepository
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import Server
 {%- if cookiecutter.auth != "none" %}
@@ -139,6 +141,30 @@ def test_delete_removes_the_article(client: TestClient) -> None:
     assert client.delete(f"{URL}/{created['id']}").status_code == 204
     assert client.get(f"{URL}/{created['id']}").status_code == 404
     assert client.delete(f"{URL}/{created['id']}").status_code == 404
+
+
+def test_development_takes_more_than_ten_writes_a_minute(client: TestClient) -> None:
+    """Trying the API out in /docs is not cut short by the write limit."""
+    for number in range(12):
+        create(client, name=f"Article {number}")  # each a 201
+
+
+def test_refused_writes_do_not_count_against_the_write_limit(settings: Settings) -> None:
+    """The body is checked before the write limit counts the request: a 422 or 415 is free."""
+    app = create_app(settings.model_copy(update={"rate_limit_write": "2/minute"}))
+    with TestClient(app) as client:
+{%- if cookiecutter.auth != "none" %}
+        client.headers.update(auth_headers(settings))
+{%- endif %}
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        refused = [
+            client.post(URL, json={"name": "", "price": 1}),
+            client.post(URL, content=b"name=Cable&price=1", headers=form),
+            client.put(f"{URL}/1", json={"name": "Cable"}),
+        ]
+        written = [client.post(URL, json={"name": f"A{n}", "price": 1}) for n in range(3)]
+    assert [response.status_code for response in refused] == [422, 415, 422]
+    assert [response.status_code for response in written] == [201, 201, 429]
 
 
 def test_readiness_includes_the_article_store(client: TestClient) -> None:

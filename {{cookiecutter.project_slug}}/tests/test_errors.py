@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -23,12 +24,21 @@ async def status(code: int) -> None:
     raise HTTPException(code, f"Answered with {code}.")
 
 
+class Note(BaseModel):
+    text: str
+
+
+async def note(body: Note) -> Note:
+    return body
+
+
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     app = create_app(settings)
     app.add_api_route("/test/boom", boom)
     app.add_api_route("/test/items/{number}", item)
     app.add_api_route("/test/status/{code}", status)
+    app.add_api_route("/test/notes", note, methods=["POST"])
     return app
 
 
@@ -110,3 +120,34 @@ def test_openapi_documents_problem_bodies(client: TestClient) -> None:
     assert set(responses["422"]["content"]) == {"application/problem+json"}
     readiness = schema["paths"]["/health/ready"]["get"]["responses"]["503"]
     assert set(readiness["content"]) == {"application/json"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"}, {}],
+    ids=["text", "form", "none"],
+)
+def test_a_body_sent_as_anything_but_json_is_a_415_problem_saying_so(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = client.post("/test/notes", content=b'{"text": "hi"}', headers=headers)
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "The body must be JSON, sent with Content-Type: application/json."
+    )
+
+
+def test_json_of_the_wrong_shape_or_no_body_at_all_is_still_a_422(client: TestClient) -> None:
+    assert client.post("/test/notes", json=["hi"]).status_code == 422
+    assert client.post("/test/notes").status_code == 422  # the body is missing
+    merge_patch = {"content-type": "application/merge-patch+json"}
+    sent = client.post("/test/notes", content=b'{"text": "hi"}', headers=merge_patch)
+    assert sent.status_code == 200
+
+
+def test_openapi_documents_the_415_where_a_json_body_is_read(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    refused = paths["/test/notes"]["post"]["responses"]["415"]
+    assert set(refused["content"]) == {"application/problem+json"}
+    assert "415" not in paths["/test/items/{number}"]["get"]["responses"]

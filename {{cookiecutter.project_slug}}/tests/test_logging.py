@@ -1,17 +1,22 @@
 import json
 import logging
+import re
 import sys
 
 import pytest
+from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.observability.logging import (
+    ConsoleFormatter,
     DropUvicornTraceback,
     JsonFormatter,
     access_logger,
     setup_logging,
 )
 from {{ cookiecutter.package_name }}.observability.request_id import request_id_var
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
+
+from .conftest import production_settings
 
 
 def record(name: str, msg: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -62,7 +67,7 @@ def test_fields_named_like_secrets_are_redacted() -> None:
 def test_the_access_line_goes_through_logging_with_the_same_formatter(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    setup_logging(Settings(_env_file=None))
+    setup_logging(Settings(_env_file=None, log_format="json"))
     token = request_id_var.set("req-2")
     try:
         fields = {"method": 'GE"T', "route": None, "status": 404, "client": 'bad"\\client\n'}
@@ -78,7 +83,7 @@ def test_the_access_line_goes_through_logging_with_the_same_formatter(
 
 def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:
     logging.getLogger("uvicorn.access").addHandler(logging.NullHandler())
-    setup_logging(Settings(_env_file=None, log_level="warning"))
+    setup_logging(Settings(_env_file=None, log_level="warning", log_format="json"))
     root = logging.getLogger()
     assert root.level == logging.WARNING
     assert len(root.handlers) == 1
@@ -98,3 +103,61 @@ def test_uvicorn_repeat_of_a_logged_traceback_is_dropped_unless_debugging() -> N
     assert logging.getLogger("uvicorn.error").filters == []
     setup_logging(Settings(_env_file=None))
     assert len(logging.getLogger("uvicorn.error").filters) == 1
+
+
+def test_a_console_line_is_readable_with_extras_and_the_request_id() -> None:
+    made = record("svc.main", "starting %s", "up", version="1.0", password="hunter2", note="a b")
+    token = request_id_var.set("req-3")
+    try:
+        line = ConsoleFormatter().format(made)
+    finally:
+        request_id_var.reset(token)
+    pattern = r"\d\d:\d\d:\d\d\.\d{3} INFO +svc\.main  starting up  (.*)  \[req=req-3\]"
+    extras = re.fullmatch(pattern, line)
+    assert extras is not None, line
+    assert extras[1] == 'version=1.0 password=[redacted] note="a b"'
+
+
+def test_a_console_line_stays_one_line_and_its_traceback_follows_it() -> None:
+    made = record("access", "request", route=None, status=404, client='bad"\\client\n')
+    line = ConsoleFormatter().format(made)
+    assert "\n" not in line
+    assert line.endswith('route=null status=404 client="bad\\"\\\\client\\n"')
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        failed = logging.LogRecord("svc", logging.ERROR, __file__, 1, "a\nb", None, sys.exc_info())
+    first, *traceback = ConsoleFormatter().format(failed).splitlines()
+    assert first.endswith("ERROR    svc  a\\nb")
+    assert traceback[0].startswith("Traceback") and traceback[-1] == "ValueError: broken"
+
+
+@pytest.mark.parametrize(
+    ("environment", "log_format", "formatter"),
+    [
+        ("development", None, ConsoleFormatter),
+        ("staging", None, JsonFormatter),
+        ("production", None, JsonFormatter),
+        ("development", "json", JsonFormatter),
+        ("production", "console", ConsoleFormatter),
+    ],
+)
+def test_the_format_follows_the_environment_unless_log_format_chooses(
+    environment: str, log_format: str | None, formatter: type[logging.Formatter]
+) -> None:
+    chosen = {} if log_format is None else {"log_format": log_format}
+    setup_logging(
+        Settings(_env_file=None, **production_settings(environment=environment, **chosen))
+    )
+    assert isinstance(logging.getLogger().handlers[0].formatter, formatter)
+    setup_logging(Settings(_env_file=None))
+
+
+def test_log_format_is_read_from_its_variable_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}LOG_FORMAT", "")  # empty, as in .env.example: by environment
+    assert Settings(_env_file=None).log_format == "console"
+    monkeypatch.setenv(f"{ENV_PREFIX}LOG_FORMAT", "json")
+    assert Settings(_env_file=None).log_format == "json"
+    monkeypatch.setenv(f"{ENV_PREFIX}LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings(_env_file=None)

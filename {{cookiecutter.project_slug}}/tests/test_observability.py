@@ -91,7 +91,8 @@ def collected(name: str) -> Iterator[list[dict[str, Any]]]:
 
 
 def build(spans: InMemorySpanExporter | None = None, **settings: Any) -> FastAPI:
-    app = create_app(Settings(_env_file=None, **settings))
+    # JSON lines: the tests read what the app logs as data.
+    app = create_app(Settings(_env_file=None, **{"log_format": "json", **settings}))
     if spans is not None:
         app.state.tracing.extra_processors.append(SimpleSpanProcessor(spans))
     app.include_router(probe)
@@ -353,6 +354,20 @@ def test_log_lines_and_the_access_line_carry_the_trace_ids(
     assert access["route"] == "/probe/items/{item_id}"
     assert access["method"] == "GET" and access["status"] == 200
     assert access["duration_ms"] >= 0 and access["client"] == "testclient"
+
+
+def test_the_access_line_of_an_unmatched_path_names_the_path_but_never_its_query(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = requests_count("none", "4xx")
+    long_path = "/x" * 100
+    with served(build()) as client:
+        client.get("/no/such/page?token=s3cret")
+        client.get(long_path)
+    missing, too_long = access_lines(capsys)
+    assert (missing["route"], missing["status"]) == ("/no/such/page", 404)
+    assert too_long["route"] == long_path[:100]  # bounded: a scanner's paths stay short
+    assert requests_count("none", "4xx") == before + 2  # the metrics keep one label for them
 
 
 def test_the_access_log_can_be_turned_off(capsys: pytest.CaptureFixture[str]) -> None:

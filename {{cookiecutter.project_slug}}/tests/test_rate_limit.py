@@ -5,7 +5,7 @@ import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from limits.errors import StorageError
 
@@ -15,9 +15,9 @@ from {{ cookiecutter.package_name }}.security.rate_limit import (
     RateLimits,
     rate_limit,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
-from .conftest import LogLines
+from .conftest import LogLines, production_settings
 
 LIMITED = {
     "rate_limit_default": "3/minute",
@@ -29,6 +29,14 @@ LIMITED = {
 async def as_principal(request: Request, user: str = "") -> None:
     if user:
         request.state.principal = user  # what the auth dependency does
+
+
+class Note(BaseModel):
+    text: str = Field(min_length=1)
+
+
+async def valid_note(note: Note) -> None:
+    """The body, checked before the write limit counts the request."""
 
 
 def build(**values: Any) -> FastAPI:
@@ -50,6 +58,14 @@ def build(**values: Any) -> FastAPI:
     )
     async def mine() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post("/notes", dependencies=[Depends(rate_limit("rate_limit_write", after=valid_note))])
+    async def add_note(note: Note) -> Note:
+        return note
+
+    @app.post("/notes/unchecked", dependencies=[Depends(rate_limit("rate_limit_write"))])
+    async def add_unchecked_note(note: Note) -> Note:
+        return note
 
     return app
 
@@ -136,6 +152,29 @@ def test_a_route_can_ask_for_a_stricter_limit_of_its_own(limited: TestClient) ->
     assert "retry-after" in responses[2].headers
     # The default limit counted those requests too, in its own bucket.
     assert limited.get("/items/1").headers["x-ratelimit-remaining"] == "0"
+
+
+def test_a_refused_body_is_not_counted_when_the_limit_checks_it_first() -> None:
+    """FastAPI runs a route's dependencies before it validates the route's own body, so a plain
+    limit counts a request it then refuses with a 422; `after=` validates the body first."""
+    bodies = [{"text": ""}, {}, {"text": "a"}, {"text": "b"}, {"text": "c"}]
+    with TestClient(build(rate_limit_default="100/minute")) as client:
+        checked = [client.post("/notes", json=body).status_code for body in bodies]
+    with TestClient(build(rate_limit_default="100/minute")) as client:
+        unchecked = [client.post("/notes/unchecked", json=body).status_code for body in bodies]
+    assert checked == [422, 422, 200, 200, 429]
+    assert unchecked == [422, 422, 429, 429, 429]
+
+
+def test_the_write_limit_lets_development_explore_and_is_strict_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(_env_file=None).rate_limit_write == "100/minute"
+    assert Settings(_env_file=None, **production_settings()).rate_limit_write == "10/minute"
+    monkeypatch.setenv(f"{ENV_PREFIX}RATE_LIMIT_WRITE", "")  # empty, as in .env.example
+    assert Settings(_env_file=None, **production_settings()).rate_limit_write == "10/minute"
+    monkeypatch.setenv(f"{ENV_PREFIX}RATE_LIMIT_WRITE", "3/minute")
+    assert Settings(_env_file=None).rate_limit_write == "3/minute"
 
 
 def test_route_limits_count_per_principal_when_there_is_one() -> None:

@@ -29,6 +29,7 @@ REFUSED = {
     "api_key_digests",
 {%- elif cookiecutter.auth == "jwt" %}
     "jwt_secret",
+    "jwt_users",
 {%- endif %}
 }
 

@@ -1,9 +1,12 @@
 """The OAuth2 password flow: tokens for good passwords, scopes enforced, bad tokens refused."""
 
 import io
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -16,7 +19,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.security import passwords, tokens
+from {{ cookiecutter.package_name }}.security import dev_user, passwords, tokens
 from {{ cookiecutter.package_name }}.security.principal import Principal
 from {{ cookiecutter.package_name }}.security.tokens import (
     TokenAuthority,
@@ -278,6 +281,75 @@ def test_make_password_hash_prompts_at_a_terminal(
     monkeypatch.setattr("getpass.getpass", lambda prompt: "typed")
     passwords.main()
     assert PasswordHash.recommended().verify("typed", capsys.readouterr().out.strip())
+
+
+def test_make_password_hash_asks_twice_and_a_mismatch_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return "typed" if len(prompts) == 1 else "tpyed"
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", getpass)
+    with pytest.raises(SystemExit) as stopped:
+        passwords.main()
+    assert len(prompts) == 2
+    [line] = str(stopped.value.code).splitlines()
+    assert line == "ERROR: the passwords differ; nothing was hashed"
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_outside_development_no_users_is_refused(environment: str) -> None:
+    with pytest.raises(ValidationError, match="must list at least one user") as error:
+        Settings(_env_file=None, **production_settings(environment=environment, jwt_users={}))
+    assert [item["loc"] for item in error.value.errors()] == [("jwt_users",)]
+
+
+def test_make_dev_user_writes_a_user_with_every_scope_who_signs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / ".env"
+    alice = {"alice": {"password_hash": USERS["alice"]["password_hash"]}}
+    env_file.write_text(
+        f"{ENV_PREFIX}LOG_LEVEL=DEBUG\n{ENV_PREFIX}JWT_USERS={json.dumps(alice)}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    dev_user.main([])
+    dev_user.main([])  # again: a new password, the same one line
+    printed = capsys.readouterr().out
+    password = re.findall(r"password: (\S+)", printed)[-1]
+    assert env_file.read_text().count("JWT_USERS") == 1
+    settings = Settings(_env_file=env_file)
+    assert settings.log_level == "DEBUG"  # the other lines are kept
+    assert sorted(settings.jwt_users) == ["alice", "dev"]
+    assert settings.jwt_users["dev"].scopes == list(tokens.SCOPES)
+    with TestClient(create_app(settings)) as client:
+        signed_in = sign_in(client, "dev", password)
+    assert signed_in.status_code == 200
+    assert signed_in.json()["access_token"]
+
+
+def test_make_dev_user_starts_a_dotenv_file_when_there_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    dev_user.main(["ann"])
+    assert list(Settings(_env_file=tmp_path / ".env").jwt_users) == ["ann"]
+
+
+def test_make_dev_user_refuses_a_bad_name_and_a_users_line_that_is_not_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="is not a user name"):
+        dev_user.main(["an n"])
+    (tmp_path / ".env").write_text(ENV_PREFIX + "JWT_USERS={alice}\n")
+    with pytest.raises(SystemExit, match="JWT_USERS is not JSON"):
+        dev_user.main([])
 
 
 def test_the_real_server_accepts_its_tokens(server: Server) -> None:

@@ -20,7 +20,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_config=None,  # our JSON logging, set up above and in each worker
+        log_config=None,  # our logging (LOG_FORMAT), set up above and in each worker
         server_header=False,
         access_log=False,  # ours has the route, duration and trace id (observability/)
         # Believe X-Forwarded-* only from the proxies we were told about, never by default, and

@@ -1,11 +1,12 @@
 """Every error is an RFC 9457 problem: application/problem+json with type, title, status,
-detail, instance and the request id; 422s add the list of field errors. Unhandled exceptions
-give a bare 500 problem and are logged with their traceback, never shown.
+detail, instance and the request id; 422s add the list of field errors. A JSON body sent
+without Content-Type: application/json is a 415 that says so. Unhandled exceptions give a bare
+500 problem and are logged with their traceback, never shown.
 """
 
 import logging
 from http import HTTPStatus
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from .security.headers import api_headers
 logger = logging.getLogger(__name__)
 # RFC 9110's class names, the title of a status without a registered phrase (499, 599...).
 STATUS_CLASSES = {1: "Informational", 2: "Successful", 3: "Redirection", 4: "Client Error"}
+NOT_JSON = "The body must be JSON, sent with Content-Type: application/json."
 
 
 class FieldError(BaseModel):
@@ -75,12 +77,31 @@ async def http_error(request: Request, exc: Exception) -> ProblemResponse:
     return problem(request, error.status_code, detail, headers=error.headers)
 
 
+def sent_as_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def sent_as_something_else(request: Request, errors: Sequence[Any]) -> bool:
+    """Whether a JSON body was refused for its Content-Type: FastAPI then validates the body's
+    bytes, which fail as a whole (an error at ("body",) other than a missing body)."""
+    whole_body = any(e["loc"] == ("body",) and e["type"] != "missing" for e in errors)
+    return whole_body and not sent_as_json(request)
+
+
 async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
-    # Never echo the rejected input back: it may hold secrets.
-    errors = [
-        FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"])
-        for e in cast(RequestValidationError, exc).errors()
-    ]
+    found = cast(RequestValidationError, exc).errors()
+    if sent_as_something_else(request, found):
+        return problem(request, 415, NOT_JSON)
+    # Never echo the rejected input back: it may hold secrets. A body that a dependency reads
+    # too (a route limit's `after=`) fails twice: each error is listed once.
+    errors: list[FieldError] = []
+    for e in found:
+        error = FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"])
+        if error not in errors:
+            errors.append(error)
     count = len(errors)
     detail = f"{count} invalid field{'s' if count != 1 else ''} in the request"
     return problem(request, 422, detail, errors=errors)
@@ -108,12 +129,19 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": Problem, "description": "Unexpected server error"},
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+NOT_JSON_RESPONSE = {
+    "description": "The body was not sent as application/json",
+    "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+}
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
-    """Show every error body in the OpenAPI document as the Problem it really is."""
+    """Show every error body in the OpenAPI document as the Problem it really is, and the 415
+    of every operation that reads a JSON body."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                operation.setdefault("responses", {}).setdefault("415", {**NOT_JSON_RESPONSE})
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")

@@ -33,6 +33,7 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["console", "json"]
 CommaSeparated = Annotated[list[str], NoDecode]
 Networks = Annotated[list[IPvAnyNetwork], NoDecode]
 
@@ -44,6 +45,13 @@ def rate_limit_text(value: str) -> str:
 
 # A limit such as "100/minute" or "5 per second" (the `limits` library's notation).
 RateLimit = Annotated[str, AfterValidator(rate_limit_text)]
+# Defaults that depend on the environment, as (development, every other environment): taken
+# when the setting is unset or empty.
+BY_ENVIRONMENT = {
+    "log_format": ("console", "json"),  # a terminal, or a log pipeline
+    # Trying the API out in /docs should meet the default limit, not a stricter one.
+    "rate_limit_write": ("100/minute", "10/minute"),
+}
 {%- if cookiecutter.auth == "api_key" %}
 # name:sha256-hex pairs, comma-separated: the keys themselves are never stored.
 KeyDigests = Annotated[dict[str, str], NoDecode]
@@ -71,6 +79,8 @@ class Settings(BaseSettings):
     environment: Environment = "development"
     debug: bool = False  # tracebacks in 500 responses: development only
     log_level: LogLevel = "INFO"
+    # console: one readable line per record; json: one object per line (BY_ENVIRONMENT)
+    log_format: LogFormat = Field(default=None, validate_default=True)
 
     # Server, for `python -m {{ cookiecutter.package_name }}`
     host: str = "127.0.0.1"
@@ -148,7 +158,8 @@ class Settings(BaseSettings):
     # Rate limiting: limits such as "100/minute" or "5 per second", counted per client.
     rate_limit_enabled: bool = True
     rate_limit_default: RateLimit = "100/minute"  # every route but health and metrics
-    rate_limit_write: RateLimit = "10/minute"  # routes that create or change data
+    # Routes that create or change data (BY_ENVIRONMENT)
+    rate_limit_write: RateLimit = Field(default=None, validate_default=True)
 {%- if cookiecutter.rate_limit_storage == "redis" %}
     rate_limit_storage_uri: str = "redis://localhost:6379/0"  # shared by every replica
 {%- else %}
@@ -207,6 +218,15 @@ class Settings(BaseSettings):
     def upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", "rate_limit_write", mode="before")
+    @classmethod
+    def default_by_environment(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or value == "":
+            development, elsewhere = BY_ENVIRONMENT[str(info.field_name)]
+            lenient = info.data.get("environment", "development") == "development"
+            return development if lenient else elsewhere
+        return value
+
     @field_validator("cors_allow_credentials")
     @classmethod
     def refuse_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
@@ -224,6 +244,7 @@ class Settings(BaseSettings):
         "api_key_digests",
 {%- elif cookiecutter.auth == "jwt" %}
         "jwt_secret",
+        "jwt_users",
 {%- endif %}
         "allowed_hosts",
         "docs_username",
@@ -258,6 +279,8 @@ def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
 {%- elif cookiecutter.auth == "jwt" %}
     if name == "jwt_secret" and value.get_secret_value() == DEVELOPMENT_JWT_SECRET:
         return "is the published development secret: set your own (`make jwt-secret`)"
+    if name == "jwt_users" and not value:
+        return "must list at least one user (`make password-hash`): nobody could sign in"
 {%- endif %}
     if name == "allowed_hosts" and "*" in value:
         return "'*' accepts any Host header: list the service's names"

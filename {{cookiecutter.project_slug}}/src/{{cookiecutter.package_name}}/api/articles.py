@@ -51,15 +51,24 @@ CONFLICT: Responses = {409: {"model": Problem, "description": "An article with t
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles", tags=["articles"], lifespan=lifespan, responses=RATE_LIMITED
 )
-WRITE_LIMIT = Depends(rate_limit("rate_limit_write"))
+
+
+async def valid_article(article: ArticleIn) -> None:
+    """The body, validated before the write limit counts the request: a 422 costs nothing."""
+
+
+WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_article))
+DELETE_LIMIT = Depends(rate_limit("rate_limit_write"))  # a delete has no body
 {%- if cookiecutter.auth == "api_key" %}
 # Reads are open to all; writes need a valid API key (listed first: the write limit then
 # counts per caller, not per address).
 WRITER = [Depends(require_principal), WRITE_LIMIT]
+DELETER = [Depends(require_principal), DELETE_LIMIT]
 {%- elif cookiecutter.auth == "jwt" %}
 # Reads are open to all; writes need a token with the articles:write scope (listed first: the
 # write limit then counts per caller, not per address).
 WRITER = [Security(require_principal, scopes=["articles:write"]), WRITE_LIMIT]
+DELETER = [Security(require_principal, scopes=["articles:write"]), DELETE_LIMIT]
 {%- endif %}
 
 
@@ -140,9 +149,11 @@ async def replace_article(
 
 
 {% if cookiecutter.auth == "none" -%}
-@router.delete("/{article_id}", status_code=204, responses=NOT_FOUND, dependencies=[WRITE_LIMIT])
+@router.delete("/{article_id}", status_code=204, responses=NOT_FOUND, dependencies=[DELETE_LIMIT])
 {% else -%}
-@router.delete("/{article_id}", status_code=204, responses=NOT_FOUND | DENIED, dependencies=WRITER)
+@router.delete(
+    "/{article_id}", status_code=204, responses=NOT_FOUND | DENIED, dependencies=DELETER
+)
 {% endif -%}
 async def delete_article(article_id: ArticleId, articles: ArticlesDep) -> None:
     if not await articles.delete(article_id):

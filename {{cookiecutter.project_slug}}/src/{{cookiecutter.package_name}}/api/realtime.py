@@ -121,7 +121,17 @@ STREAMS_BOUNDED: Responses = {
 router = APIRouter(
     prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan, responses=RATE_LIMITED
 )
-WRITE_LIMIT = Depends(rate_limit("rate_limit_write"))
+
+
+class MessageIn(BaseModel):
+    text: str = Field(min_length=1, description="At most REALTIME_MAX_MESSAGE_BYTES in UTF-8")
+
+
+async def valid_message(message: MessageIn) -> None:
+    """The body, validated before the write limit counts the request: a 422 costs nothing."""
+
+
+WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_message))
 {%- if cookiecutter.auth == "api_key" %}
 # Credentials first: then the write limit and the realtime bounds count per caller.
 WRITER = [Depends(require_principal), WRITE_LIMIT]
@@ -131,10 +141,6 @@ SOCKET_AUTH = Depends(require_websocket_principal)
 WRITER = [Security(require_principal, scopes=["realtime:write"]), WRITE_LIMIT]
 SOCKET_AUTH = Security(require_websocket_principal, scopes=["realtime:write"])
 {%- endif %}
-
-
-class MessageIn(BaseModel):
-    text: str = Field(min_length=1, description="At most REALTIME_MAX_MESSAGE_BYTES in UTF-8")
 
 
 class Published(BaseModel):

@@ -1,14 +1,19 @@
-"""JSON logs: one object per line on stdout, through `logging` for every line: the service's,
+"""Logs: one line per record on stdout, through `logging` for every line: the service's,
 uvicorn's and the access log's (logger "access", one line per request, written by the
 observability middleware; uvicorn's own access log is off, ours has the route and duration).
 
-Fields: timestamp, level, logger, message, request_id (inside a request), trace_id and span_id
-(inside a sampled request), any `extra=` fields (those named like a secret are redacted), and
-`exception` with the traceback when there is one.
+Two formats of the same fields (LOG_FORMAT; by default console in development, json elsewhere):
+- json, for a log pipeline: one object per line with timestamp, level, logger, message,
+  request_id (inside a request), trace_id and span_id (inside a sampled request), any `extra=`
+  fields, and `exception` with the traceback when there is one;
+- console, for a terminal: `12:00:00.123 INFO     my_service.main  starting  version=1.0
+  [req=...]`, the `extra=` fields as key=value, the traceback on the lines below.
+Either way, `extra=` fields named like a secret are redacted.
 """
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +34,10 @@ SECRET_WORDS = ("password", "secret", "token", "authorization", "cookie", "api_k
 # Chatty at INFO (a line per call): failures and retries are logged by resilience/events.py.
 QUIET_LOGGERS = ("httpx2", "httpcore2")
 
+# A console value shown as is; any other is quoted as JSON (spaces, quotes, line breaks...).
+PLAIN_VALUE = re.compile(r"[^\s\"'=\\\x00-\x1f\x7f]+")
+CONSOLE_IDS = {"request_id": "req", "trace_id": "trace"}
+
 access_logger = logging.getLogger("access")
 
 
@@ -43,6 +52,16 @@ def add_correlation_ids(entry: dict[str, Any]) -> None:
         entry["span_id"] = format(span.span_id, "016x")
 
 
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's `extra=` fields, those named like a secret redacted."""
+    fields = {}
+    for key, value in vars(record).items():
+        if key not in STANDARD_ATTRIBUTES:
+            secret = any(word in key.lower() for word in SECRET_WORDS)
+            fields[key] = "[redacted]" if secret else value
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -54,13 +73,41 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         add_correlation_ids(entry)
-        for key, value in vars(record).items():
-            if key not in STANDARD_ATTRIBUTES:
-                secret = any(word in key.lower() for word in SECRET_WORDS)
-                entry[key] = "[redacted]" if secret else value
+        entry.update(extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def console_value(value: Any) -> str:
+    if isinstance(value, str) and PLAIN_VALUE.fullmatch(value):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record (local time): what a terminal shows in development."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        time = self.formatTime(record, "%H:%M:%S")
+        message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
+        parts = [f"{time}.{int(record.msecs):03d} {record.levelname:<8} {record.name}  {message}"]
+        if extras := extra_fields(record):
+            parts.append(" ".join(f"{key}={console_value(v)}" for key, v in extras.items()))
+        ids: dict[str, Any] = {}
+        add_correlation_ids(ids)
+        if shown := [f"{CONSOLE_IDS[key]}={ids[key]}" for key in CONSOLE_IDS if key in ids]:
+            parts.append(f"[{' '.join(shown)}]")
+        line = "  ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+FORMATTERS: dict[str, type[logging.Formatter]] = {
+    "console": ConsoleFormatter,
+    "json": JsonFormatter,
+}
 
 
 class DropUvicornTraceback(logging.Filter):
@@ -71,9 +118,9 @@ class DropUvicornTraceback(logging.Filter):
 
 
 def setup_logging(settings: Settings) -> None:
-    """Send every logger, uvicorn's included, through one JSON handler on stdout."""
+    """Send every logger, uvicorn's included, through one handler on stdout (LOG_FORMAT)."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(FORMATTERS[settings.log_format]())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(settings.log_level)

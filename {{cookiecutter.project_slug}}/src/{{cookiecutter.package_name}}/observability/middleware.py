@@ -16,6 +16,8 @@ from .metrics import METRICS_PATH, RequestMetrics
 from .tracing import Tracing, end_span
 
 UNOBSERVED_PATHS = frozenset({METRICS_PATH, "/health/live", "/health/ready"})
+# An unmatched request is logged by its path, cut short: a scanner's paths can be long.
+LOGGED_PATH_LENGTH = 100
 
 
 def route_template(scope: Scope) -> str | None:
@@ -61,7 +63,9 @@ class ObservabilityMiddleware:
                 client = scope.get("client")
                 fields = {
                     "method": method,
-                    "route": route,
+                    # The metrics group every unmatched path as one; the log shows which it was
+                    # (the path only: a query string may hold secrets).
+                    "route": route or scope["path"][:LOGGED_PATH_LENGTH],
                     "status": status,
                     "duration_ms": round(seconds * 1000, 2),
                     "client": client[0] if client else None,

@@ -3,7 +3,8 @@
 An argon2 check takes tens of milliseconds of CPU and 64 MiB of memory, on purpose: it runs in
 a worker thread, at most CHECKS_AT_ONCE at a time with at most CHECKS_WAITING in line, and only
 on the token route, never per request. `make password-hash` (python -m
-<package>.security.passwords) prints the hash to put in JWT_USERS.
+<package>.security.passwords) asks for a password twice and prints the hash to put in
+JWT_USERS.
 """
 
 import getpass
@@ -52,15 +53,22 @@ class PasswordChecker:
         return matches and password_hash is not None
 
 
+def hash_password(password: str) -> str:
+    """The argon2 hash to store, with the current default parameters."""
+    return PasswordHash((Argon2Hasher(),)).hash(password)
+
+
 def main() -> None:
-    """Print the argon2 hash of a password typed at the prompt (or one line of stdin)."""
+    """Print the argon2 hash of a password typed twice at the prompt (or one line of stdin)."""
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise SystemExit("ERROR: the passwords differ; nothing was hashed")
     else:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
         raise SystemExit("ERROR: empty password")
-    print(PasswordHash((Argon2Hasher(),)).hash(password))
+    print(hash_password(password))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ Limits are dependencies: the default one applies to the whole app (`FastAPI(depe
 in main.py), a route adds its own with `Depends(rate_limit("<setting>"))`. They run once the
 route is known, so a refusal is counted under its route in the metrics. A refusal is a 429
 problem with Retry-After; every answer carries X-RateLimit-Limit, -Remaining and -Reset.
+FastAPI runs a route's dependencies before it validates the route's own parameters: a route
+limit given `after=` a dependency taking the body counts only requests whose body is valid.
 
 Counters are shared by every process pointing at the same storage URI; in memory they are per
 process. When the storage fails (not merely slow: its client waits STORAGE_TIMEOUT_SECONDS),
@@ -205,18 +207,30 @@ async def default_rate_limit(
     await limits.enforce("rate_limit_default", "default", limits.client(connection), response)
 
 
-def rate_limit(setting: str) -> Callable[[HTTPConnection, Response, RateLimits], Awaitable[None]]:
+async def nothing_first() -> None:
+    """No dependency has to pass before a request is counted."""
+
+
+def rate_limit(
+    setting: str, after: Callable[..., Awaitable[None]] = nothing_first
+) -> Callable[..., Awaitable[None]]:
     """A per-route limit taken from a setting, as a dependency:
     `@router.post(..., dependencies=[Depends(rate_limit("rate_limit_write"))])`.
 
     It counts per principal when authentication has set `request.state.principal` (list it
     after the auth dependency), else per client address; each setting is its own bucket.
+    `after` is a dependency that must pass before the request is counted, such as
+    `async def valid_article(article: ArticleIn) -> None` taking the route's body under the
+    route's name for it: a request refused with a 422 then costs nothing.
     """
     if setting not in Settings.model_fields:
         raise ValueError(f"rate_limit({setting!r}): no such setting")
 
     async def check_rate_limit(
-        connection: HTTPConnection, response: Response, limits: RateLimitsDep
+        connection: HTTPConnection,
+        response: Response,
+        limits: RateLimitsDep,
+        passed: Annotated[None, Depends(after)],
     ) -> None:
         if not limits.enabled:
             return
