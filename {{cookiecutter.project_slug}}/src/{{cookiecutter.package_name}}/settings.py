@@ -69,6 +69,15 @@ class ConfiguredUser(BaseModel):
 {%- endif %}
 
 
+def by_environment(name: str, value: object, info: ValidationInfo) -> object:
+    """The value given, or, when unset or empty, the default for the environment."""
+    if value is None or value == "":
+        development, elsewhere = BY_ENVIRONMENT[name]
+        lenient = info.data.get("environment", "development") == "development"
+        return development if lenient else elsewhere
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
@@ -218,14 +227,15 @@ class Settings(BaseSettings):
     def upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "rate_limit_write", mode="before")
+    @field_validator("log_format", mode="before")
     @classmethod
-    def default_by_environment(cls, value: object, info: ValidationInfo) -> object:
-        if value is None or value == "":
-            development, elsewhere = BY_ENVIRONMENT[str(info.field_name)]
-            lenient = info.data.get("environment", "development") == "development"
-            return development if lenient else elsewhere
-        return value
+    def log_format_by_environment(cls, value: object, info: ValidationInfo) -> object:
+        return by_environment("log_format", value, info)
+
+    @field_validator("rate_limit_write", mode="before")
+    @classmethod
+    def write_limit_by_environment(cls, value: object, info: ValidationInfo) -> object:
+        return by_environment("rate_limit_write", value, info)
 
     @field_validator("cors_allow_credentials")
     @classmethod
