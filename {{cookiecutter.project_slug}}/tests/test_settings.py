@@ -17,6 +17,9 @@ UNSAFE_VALUES: dict[str, Any] = {
     "trusted_proxies": ["0.0.0.0/0"],
     "allowed_hosts": ["*"],
     "docs_in_production": True,  # without credentials
+{%- if cookiecutter.database == "postgresql" %}
+    "database_url": "",  # a SQLite file
+{%- endif %}
 }
 REFUSED = {
     "debug",
@@ -29,6 +32,9 @@ REFUSED = {
     "api_key_digests",
 {%- elif cookiecutter.auth == "jwt" %}
     "jwt_secret",
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    "database_url",
 {%- endif %}
 }
 

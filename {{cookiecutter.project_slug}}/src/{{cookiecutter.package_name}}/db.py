@@ -1,0 +1,143 @@
+"""The database: one engine per process, one session per request, and its failures as 503s.
+
+main.py opens the `Database` in the app's lifespan; routes take a session through `SessionDep`,
+which commits when the route succeeds and rolls back when it raises. Repositories work on that
+session; they never commit themselves. The schema is Alembic's (migrations/): the service never
+creates or alters tables at start-up.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, exc, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+from .errors import Problem, ProblemResponse, problem
+from .settings import DEVELOPMENT_DATABASE_URL, Settings
+
+logger = logging.getLogger(__name__)
+# Constraint names that do not depend on the database's own scheme, so that migrations written
+# on SQLite drop the same constraint on PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+# A client told to come back in this many seconds rather than hammer a database that is down.
+RETRY_AFTER_SECONDS = 2
+# PostgreSQL's SQLSTATEs of an unavailable database rather than a bad query: a statement
+# cancelled by statement_timeout, a server shutting down or starting, too many connections.
+UNAVAILABLE_STATES = {"57014", "57P01", "57P02", "57P03", "53300"}
+
+
+class Base(DeclarativeBase):
+    """The models' base: every table joins its metadata, which Alembic compares."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time, or could not be reached: a 503, never a 500."""
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL, or without one (development only: settings.py refuses it elsewhere) a
+    SQLite file in the working directory."""
+    url = settings.database_url.get_secret_value()
+    if url:
+        return url
+    logger.info("no DATABASE_URL: using the local SQLite file (%s)", DEVELOPMENT_DATABASE_URL)
+    return DEVELOPMENT_DATABASE_URL
+
+
+def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    timeout = settings.database_statement_timeout_seconds
+    if make_url(url).get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {
+            "timeout": settings.database_pool_timeout_seconds,  # to open a connection
+            "server_settings": {"statement_timeout": str(int(timeout * 1000))},
+            # The client's own limit, for a server that stopped answering altogether.
+            "command_timeout": timeout + 1,
+        }
+    else:
+        connect_args = {"timeout": timeout}  # SQLite: how long to wait for a locked file
+    return create_async_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        pool_pre_ping=True,  # a connection the server dropped is replaced, not used
+        connect_args=connect_args,
+    )
+
+
+class Database:
+    """The engine (its connection pool) and the session factory, for the app's lifetime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_engine(settings, database_url(settings))
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator["Database"]:
+        try:
+            yield self
+        finally:
+            await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """The readiness check: one round trip (HealthChecks bounds its time)."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database is down or too slow (rather than a bug or bad data)."""
+    if isinstance(
+        error, (OSError, TimeoutError, exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+    ):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        state = getattr(error.orig, "sqlstate", None)
+        return error.connection_invalidated or state in UNAVAILABLE_STATES
+    return False
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """This request's own session: committed when the route succeeds, rolled back otherwise."""
+    sessions: async_sessionmaker[AsyncSession] = request.state.sessions
+    try:
+        async with sessions.begin() as session:
+            yield session
+    except Exception as error:
+        if unavailable(error):
+            raise DatabaseUnavailable(type(error).__name__) from error
+        raise
+
+
+# scope="function": the commit happens before the response is sent, so a failed commit is
+# the client's error response, not a success it already received.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    logger.warning("database unavailable: %s", cast(DatabaseUnavailable, exc))
+    return problem(
+        request,
+        503,
+        "The database is unavailable; try again later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+DATABASE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "The database is unavailable; see Retry-After"},
+}

@@ -1,0 +1,140 @@
+"""The database: one session per request, its failures as 503s, its settings and migrations."""
+
+import asyncio
+{%- if cookiecutter.database == "postgresql" %}
+import logging
+{%- endif %}
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from {{ cookiecutter.package_name }}.db import (
+    Database,
+    DatabaseUnavailable,
+    SessionDep,
+    database_unavailable,
+    database_url,
+)
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+from .conftest import production_settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+UNREACHABLE = "sqlite+aiosqlite:////nonexistent-folder/service.db"
+
+
+def notes_app(settings: Settings) -> FastAPI:
+    """A small app over the session dependency: a note is written, then the route may fail."""
+    database = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with database.running():
+            yield {"sessions": database.sessions}
+
+    app = FastAPI(
+        lifespan=lifespan, exception_handlers={DatabaseUnavailable: database_unavailable}
+    )
+
+    @app.post("/notes/{text_}")
+    async def add(text_: str, session: SessionDep, fail: bool = False) -> dict[str, int]:
+        await session.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": text_})
+        if fail:
+            raise RuntimeError("the route failed after writing")
+        return {"count": await session.scalar(text("SELECT count(*) FROM notes")) or 0}
+
+    return app
+
+
+async def create_notes_table(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE IF EXISTS notes"))
+            await connection.execute(text("CREATE TABLE notes (body VARCHAR(100))"))
+    finally:
+        await engine.dispose()
+
+
+def test_a_route_that_succeeds_commits_and_one_that_fails_rolls_back(database_url: str) -> None:
+    asyncio.run(create_notes_table(database_url))
+    with TestClient(notes_app(Settings(_env_file=None)), raise_server_exceptions=False) as client:
+        assert client.post("/notes/kept").json() == {"count": 1}
+        assert client.post("/notes/lost", params={"fail": True}).status_code == 500
+        assert client.post("/notes/kept-too").json() == {"count": 2}
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> None:
+    settings = Settings(_env_file=None, database_url=UNREACHABLE)
+    with TestClient(notes_app(settings), raise_server_exceptions=False) as client:
+        response = client.post("/notes/any")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["detail"] == "The database is unavailable; try again later."
+
+
+def test_readiness_is_503_while_the_database_cannot_be_reached() -> None:
+    with TestClient(create_app(Settings(_env_file=None, database_url=UNREACHABLE))) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "down"
+
+
+def test_a_url_without_an_async_driver_is_refused() -> None:
+    with pytest.raises(ValueError, match="postgresql\\+asyncpg://"):
+        Settings(_env_file=None, database_url="postgresql://db/service")
+{%- if cookiecutter.database == "postgresql" %}
+
+
+@pytest.mark.parametrize("url", ["", "sqlite+aiosqlite:///./service.db"])
+def test_outside_development_only_postgresql_is_accepted(url: str) -> None:
+    with pytest.raises(ValueError, match="must be a PostgreSQL URL"):
+        Settings(_env_file=None, **production_settings(database_url=url))
+    assert Settings(_env_file=None, **production_settings()).database_url
+
+
+def test_development_without_a_url_uses_a_sqlite_file_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("{{ cookiecutter.package_name.upper() }}_DATABASE_URL")
+    with caplog.at_level(logging.INFO):
+        url = database_url(Settings(_env_file=None))
+    assert url.startswith("sqlite+aiosqlite:///")
+    assert [r.getMessage() for r in caplog.records if "SQLite" in r.getMessage()] == [
+        f"no DATABASE_URL: using the local SQLite file ({url})"
+    ]
+{%- else %}
+
+
+def test_a_sqlite_file_is_accepted_in_production() -> None:
+    settings = Settings(_env_file=None, **production_settings(database_url=UNREACHABLE))
+    assert database_url(settings) == UNREACHABLE
+{%- endif %}
+
+
+def test_the_migrations_build_the_models_schema_and_come_down_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """upgrade, check (the models and the migrations agree), downgrade, upgrade."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+    monkeypatch.setenv("{{ cookiecutter.package_name.upper() }}_DATABASE_URL", url)
+    monkeypatch.chdir(PROJECT)
+    config = Config(str(PROJECT / "alembic.ini"))
+    get_settings.cache_clear()
+    try:
+        command.upgrade(config, "head")
+        command.check(config)
+        command.downgrade(config, "base")
+        command.upgrade(config, "head")
+    finally:
+        get_settings.cache_clear()
