@@ -82,6 +82,12 @@ def remove_database() -> None:
         Path("tests") / "test_database.py",
     )
     shutil.rmtree("migrations", ignore_errors=True)
+    remove_migration_job()
+
+
+def remove_migration_job() -> None:
+    """A Kubernetes Job migrates a shared PostgreSQL; a SQLite file is the pod's own."""
+    remove_paths(Path("deploy") / "k8s" / "migrate-job.yaml")
 
 
 def remove_example_migration() -> None:
@@ -169,6 +175,8 @@ def main() -> None:
         remove_database()
     elif "{{ cookiecutter.include_examples }}" != "True":
         remove_example_migration()
+    if "{{ cookiecutter.database }}" == "sqlite":
+        remove_migration_job()
     remove_empty_domain()
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.

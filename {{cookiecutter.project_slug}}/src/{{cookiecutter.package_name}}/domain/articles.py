@@ -11,7 +11,8 @@ class ArticleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200, examples=["Article 1"])
+    # No NUL character: PostgreSQL's text cannot hold one.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$", examples=["Article 1"])
     price: float = Field(gt=0, le=1_000_000_000, allow_inf_nan=False, examples=[10.0])
     in_stock: bool = True
 
