@@ -19,12 +19,21 @@ import subprocess
 import sys
 import threading
 import time
+{%- if cookiecutter.database != "none" %}
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+{%- else %}
 from collections.abc import Callable, Iterator
+{%- endif %}
 from dataclasses import dataclass, field
 {%- if cookiecutter.database != "none" %}
 from pathlib import Path
 {%- endif %}
+{%- if cookiecutter.database != "none" %}
+from typing import Any, TypeVar
+{%- else %}
 from typing import Any
+{%- endif %}
 
 import httpx2
 import pytest
@@ -61,6 +70,7 @@ PRODUCTION_DATABASE_URL = "postgresql+asyncpg://service:secret@127.0.0.1:1/servi
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+T = TypeVar("T")
 {%- endif %}
 
 
@@ -79,6 +89,13 @@ def production_settings(**overrides: Any) -> dict[str, Any]:
 {%- if cookiecutter.database != "none" %}
 
 
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from a synchronous test, on a thread of its own: asyncio.run() in the
+    main thread would leave it without an event loop for code that asks for the current one."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
+
+
 async def empty_tables(url: str) -> None:
     """The models' tables, made anew and empty (migrations are tested on their own)."""
     engine = create_async_engine(url)
@@ -94,7 +111,7 @@ async def empty_tables(url: str) -> None:
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """This test's database, also in the environment: every Settings() of the test uses it."""
     url = TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-    asyncio.run(empty_tables(url))
+    run_async(empty_tables(url))
     monkeypatch.setenv(f"{ENV_PREFIX}DATABASE_URL", url)
     return url
 {%- endif %}
@@ -244,7 +261,7 @@ def start_server_once(settings: dict[str, str]) -> Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("server")
     url = TEST_DATABASE_URL or f"sqlite+aiosqlite:///{folder / 'server.db'}"
-    asyncio.run(empty_tables(url))
+    run_async(empty_tables(url))
     server = start_server({f"{ENV_PREFIX}DATABASE_URL": url})
 {%- else %}
 

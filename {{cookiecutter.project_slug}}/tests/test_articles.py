@@ -1,8 +1,5 @@
 """The example articles API: the seed talk's Articulo, validated in and sanitised out."""
 
-{% if cookiecutter.database != "none" -%}
-import asyncio
-{% endif -%}
 from typing import Any
 
 import httpx2
@@ -19,7 +16,11 @@ from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow
 {%- endif %}
 from {{ cookiecutter.package_name }}.domain.articles import InMemoryArticleRepository
 
+{%- if cookiecutter.database != "none" %}
+from .conftest import Server, run_async
+{%- else %}
 from .conftest import Server
+{%- endif %}
 {%- if cookiecutter.auth != "none" %}
 from .credentials import auth_headers
 {%- endif %}
@@ -73,7 +74,7 @@ def test_a_stored_internal_field_never_reaches_the_client(
 ) -> None:
     created = create(client, name="Screen")
     returned = client.get(f"{URL}/{created['id']}").json()
-    assert asyncio.run(stored_name_key(database_url, created["id"])) == "screen"
+    assert run_async(stored_name_key(database_url, created["id"])) == "screen"
     assert set(returned) == {"id", "name", "price", "in_stock"}
 {%- else %}
 

@@ -1,10 +1,10 @@
 """The database: one session per request, its failures as 503s, its settings and migrations."""
 
-import asyncio
 {%- if cookiecutter.database == "postgresql" %}
 import logging
 {%- endif %}
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.db import (
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
-from .conftest import production_settings
+from .conftest import production_settings, run_async
 
 PROJECT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "sqlite+aiosqlite:////nonexistent-folder/service.db"
@@ -39,8 +39,8 @@ def notes_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with database.running():
-            yield {"sessions": database.sessions}
+        async with database.running() as sessions:
+            yield {"sessions": sessions}
 
     app = FastAPI(
         lifespan=lifespan, exception_handlers={DatabaseUnavailable: database_unavailable}
@@ -67,7 +67,7 @@ async def create_notes_table(url: str) -> None:
 
 
 def test_a_route_that_succeeds_commits_and_one_that_fails_rolls_back(database_url: str) -> None:
-    asyncio.run(create_notes_table(database_url))
+    run_async(create_notes_table(database_url))
     with TestClient(notes_app(Settings(_env_file=None)), raise_server_exceptions=False) as client:
         assert client.post("/notes/kept").json() == {"count": 1}
         assert client.post("/notes/lost", params={"fail": True}).status_code == 500
@@ -122,6 +122,13 @@ def test_a_sqlite_file_is_accepted_in_production() -> None:
 {%- endif %}
 
 
+def round_trip(config: Config) -> None:
+    command.upgrade(config, "head")
+    command.check(config)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+
+
 def test_the_migrations_build_the_models_schema_and_come_down_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,12 +136,10 @@ def test_the_migrations_build_the_models_schema_and_come_down_again(
     url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
     monkeypatch.setenv("{{ cookiecutter.package_name.upper() }}_DATABASE_URL", url)
     monkeypatch.chdir(PROJECT)
-    config = Config(str(PROJECT / "alembic.ini"))
     get_settings.cache_clear()
     try:
-        command.upgrade(config, "head")
-        command.check(config)
-        command.downgrade(config, "base")
-        command.upgrade(config, "head")
+        # On a thread of its own: env.py's asyncio.run() leaves its thread without a loop.
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            thread.submit(round_trip, Config(str(PROJECT / "alembic.ini"))).result()
     finally:
         get_settings.cache_clear()

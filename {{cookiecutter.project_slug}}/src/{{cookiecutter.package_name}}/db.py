@@ -80,21 +80,23 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
 
 
 class Database:
-    """The engine (its connection pool) and the session factory, for the app's lifetime."""
+    """The engine (its connection pool) and the session factory, made by `running()` for the
+    app's lifetime: one engine per process, each worker its own."""
 
     def __init__(self, settings: Settings) -> None:
-        self.engine = create_engine(settings, database_url(settings))
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.settings = settings
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator["Database"]:
+    async def running(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+        """Yields the session factory; closes every pooled connection at the end."""
+        self.engine = create_engine(self.settings, database_url(self.settings))
         try:
-            yield self
+            yield async_sessionmaker(self.engine, expire_on_commit=False)
         finally:
             await self.engine.dispose()
 
     async def ping(self) -> None:
-        """The readiness check: one round trip (HealthChecks bounds its time)."""
+        """The readiness check, while running: one round trip (HealthChecks bounds its time)."""
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tracing = Tracing(settings)
     rate_limits = RateLimits(settings)
 {%- if cookiecutter.database != "none" %}
-    database = Database(settings)  # its pool, shared by the requests of this process
+    database = Database(settings)
 {%- endif %}
 
     @asynccontextmanager
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tracing.running(),
             rate_limits.running(),
             worker_metrics(),
-            database.running(),
+            database.running() as sessions,  # the pool, shared by this process's requests
         ):
 {%- else %}
         async with tracing.running(), rate_limits.running(), worker_metrics():
@@ -83,13 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth != "none" and cookiecutter.database != "none" %}
             yield {
                 "rate_limits": rate_limits,
-                "sessions": database.sessions,  # db.SessionDep opens one per request
+                "sessions": sessions,  # db.SessionDep opens one per request
                 **auth_state(settings),
             }
 {%- elif cookiecutter.auth != "none" %}
             yield {"rate_limits": rate_limits, **auth_state(settings)}
 {%- elif cookiecutter.database != "none" %}
-            yield {"rate_limits": rate_limits, "sessions": database.sessions}
+            yield {"rate_limits": rate_limits, "sessions": sessions}  # db.SessionDep
 {%- else %}
             yield {"rate_limits": rate_limits}
 {%- endif %}
