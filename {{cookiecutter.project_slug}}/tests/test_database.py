@@ -1,8 +1,8 @@
 """The database: one session per request, its failures as 503s, its settings and migrations."""
 
-{%- if cookiecutter.database == "postgresql" %}
+{% if cookiecutter.database == "postgresql" -%}
 import logging
-{%- endif %}
+{% endif -%}
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
