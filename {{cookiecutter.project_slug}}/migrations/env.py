@@ -1,6 +1,6 @@
 """Alembic's entry point: the service's settings give the URL, its models the target schema.
 
-Async, like the service: the same driver (asyncpg, aiosqlite) runs the migrations.
+Async, like the service: the same driver runs the migrations.
 """
 
 import asyncio

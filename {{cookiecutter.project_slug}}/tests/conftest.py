@@ -2,7 +2,7 @@
 """Fixtures: settings isolated from .env, the app with its lifespan running, a real server.
 
 Each test has a database of its own, its tables made from the models: a SQLite file, or, when
-TEST_DATABASE_URL is set (postgresql+asyncpg://...), that database emptied before the test.
+TEST_DATABASE_URL is set{% if cookiecutter.database == "postgresql" %} (postgresql+asyncpg://...){% endif %}, that database emptied before the test.
 """
 
 import asyncio

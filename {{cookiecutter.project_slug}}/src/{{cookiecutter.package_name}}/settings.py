@@ -33,7 +33,11 @@ ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 {%- if cookiecutter.database != "none" %}
 # The database of `make run` on a laptop: a file in the working directory (git-ignored).
 DEVELOPMENT_DATABASE_URL = "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"
+{%- if cookiecutter.database == "postgresql" %}
 DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite:///")
+{%- else %}
+DATABASE_SCHEMES = ("sqlite+aiosqlite:///",)
+{%- endif %}
 {%- endif %}
 
 Environment = Literal["development", "staging", "production"]
@@ -232,7 +236,7 @@ class Settings(BaseSettings):
     def async_driver(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
         if url and not url.startswith(DATABASE_SCHEMES):
-            raise ValueError(f"must start with {' or '.join(DATABASE_SCHEMES)} (async drivers)")
+            raise ValueError(f"must start with {' or '.join(DATABASE_SCHEMES)} (an async driver)")
         return value
 {%- endif %}
 
