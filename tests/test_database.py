@@ -273,6 +273,7 @@ def test_bad_input_is_a_422_or_stored_as_given_never_a_500(served: Served) -> No
         httpx.post(base, content=b'{"name": "nan", "price": NaN}', headers=json_type),
         httpx.post(base, content=b'{"name": "inf", "price": Infinity}', headers=json_type),
         httpx.post(base, content=b'{"name": "big", "price": 1e400}', headers=json_type),
+        httpx.post(base, content=b'{"name": "lone \\ud800", "price": 1}', headers=json_type),
         httpx.get(f"{base}/{2**63}"),
         httpx.get(f"{base}/-1"),
         httpx.put(f"{base}/{2**64}", json={"name": "a", "price": 1}),
