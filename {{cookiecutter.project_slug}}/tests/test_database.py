@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from {{ cookiecutter.package_name }}.db import (
     Database,
@@ -33,9 +34,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "sqlite+aiosqlite:////nonexistent-folder/service.db"
 
 
-def notes_app(settings: Settings) -> FastAPI:
+def notes_app(database: Database) -> FastAPI:
     """A small app over the session dependency: a note is written, then the route may fail."""
-    database = Database(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -68,15 +68,18 @@ async def create_notes_table(url: str) -> None:
 
 def test_a_route_that_succeeds_commits_and_one_that_fails_rolls_back(database_url: str) -> None:
     run_async(create_notes_table(database_url))
-    with TestClient(notes_app(Settings(_env_file=None)), raise_server_exceptions=False) as client:
+    database = Database(Settings(_env_file=None))
+    with TestClient(notes_app(database), raise_server_exceptions=False) as client:
         assert client.post("/notes/kept").json() == {"count": 1}
         assert client.post("/notes/lost", params={"fail": True}).status_code == 500
         assert client.post("/notes/kept-too").json() == {"count": 2}
+        pool = database.engine.pool
+        assert isinstance(pool, QueuePool) and pool.checkedout() == 0  # every one given back
 
 
 def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> None:
-    settings = Settings(_env_file=None, database_url=UNREACHABLE)
-    with TestClient(notes_app(settings), raise_server_exceptions=False) as client:
+    database = Database(Settings(_env_file=None, database_url=UNREACHABLE))
+    with TestClient(notes_app(database), raise_server_exceptions=False) as client:
         response = client.post("/notes/any")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
