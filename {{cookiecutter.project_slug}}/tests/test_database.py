@@ -3,6 +3,7 @@
 {% if cookiecutter.database == "postgresql" -%}
 import logging
 {% endif -%}
+import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -75,6 +76,14 @@ def test_a_route_that_succeeds_commits_and_one_that_fails_rolls_back(database_ur
         assert client.post("/notes/kept-too").json() == {"count": 2}
         pool = database.engine.pool
         assert isinstance(pool, QueuePool) and pool.checkedout() == 0  # every one given back
+
+
+def test_queries_and_the_pool_in_use_show_on_metrics(client: TestClient) -> None:
+    assert client.get("/health/ready").status_code == 200  # a SELECT 1
+    metrics = client.get("/metrics").text
+    count = re.search(r"^db_query_duration_seconds_count (\S+)$", metrics, re.MULTILINE)
+    assert count is not None and float(count[1]) >= 1
+    assert re.search(r"^db_pool_connections_in_use 0\.0$", metrics, re.MULTILINE)
 
 
 def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after() -> None:

@@ -7,13 +7,15 @@ creates or alters tables at start-up.
 """
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, exc, text
-from sqlalchemy.engine import make_url
+from prometheus_client import Gauge, Histogram
+from sqlalchemy import MetaData, event, exc, text
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -36,6 +38,19 @@ RETRY_AFTER_SECONDS = 2
 # PostgreSQL's SQLSTATEs of an unavailable database rather than a bad query: a statement
 # cancelled by statement_timeout, a server shutting down or starting, too many connections.
 UNAVAILABLE_STATES = {"57014", "57P01", "57P02", "57P03", "53300"}
+
+
+# On /metrics beside the HTTP metrics: a pool always full, or queries slowing, show here first.
+POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use",
+    "Database connections checked out of the pool (summed over workers).",
+    multiprocess_mode="livesum",
+)
+QUERY_SECONDS = Histogram(
+    "db_query_duration_seconds",
+    "Database statement duration in seconds.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 
 
 class Base(DeclarativeBase):
@@ -69,7 +84,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         }
     else:
         connect_args = {"timeout": timeout}  # SQLite: how long to wait for a locked file
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -77,6 +92,23 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_pre_ping=True,  # a connection the server dropped is replaced, not used
         connect_args=connect_args,
     )
+    measure(engine)
+    return engine
+
+
+def measure(engine: AsyncEngine) -> None:
+    """The pool's connections in use and each statement's duration, through SQLAlchemy's
+    documented events (the async engine fires them on its sync_engine)."""
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: POOL_IN_USE.inc())
+    event.listen(engine.sync_engine.pool, "checkin", lambda *_: POOL_IN_USE.dec())
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def started(connection: Connection, *_: Any) -> None:
+        connection.info["query_started"] = time.perf_counter()  # one statement at a time
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def finished(connection: Connection, *_: Any) -> None:
+        QUERY_SECONDS.observe(time.perf_counter() - connection.info["query_started"])
 
 
 class Database:
