@@ -220,7 +220,7 @@ def rate_limit(
     It counts per principal when authentication has set `request.state.principal` (list it
     after the auth dependency), else per client address; each setting is its own bucket.
     `after` is a dependency that must pass before the request is counted, such as
-    `async def valid_article(article: ArticleIn) -> None` taking the route's body under the
+    `async def valid_order(order: OrderIn) -> None` taking the route's body under the
     route's name for it: a request refused with a 422 then costs nothing.
     """
     if setting not in Settings.model_fields:
