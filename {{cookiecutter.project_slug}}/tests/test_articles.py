@@ -62,11 +62,12 @@ async def stored_name_key(url: str, article_id: int) -> str | None:
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
-            return await connection.scalar(
+            name_key: str | None = await connection.scalar(
                 ArticleRow.__table__.select()
                 .with_only_columns(ArticleRow.name_key)
                 .where(ArticleRow.id == article_id)
             )
+            return name_key
     finally:
         await engine.dispose()
 
