@@ -3,7 +3,17 @@ request's session (db.SessionDep). Changing the model needs a migration: `make m
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, String, delete, exc, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Double,
+    Integer,
+    String,
+    delete,
+    exc,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,7 +32,7 @@ class ArticleRow(Base):
     # The case-folded name: its unique constraint refuses duplicates whatever their case, even
     # two created at the same instant (casefold() can triple a name's length).
     name_key: Mapped[str] = mapped_column(String(600), unique=True)
-    price: Mapped[float]
+    price: Mapped[float] = mapped_column(Double)  # the same column type in SQLAlchemy 2.0 and 2.1
     in_stock: Mapped[bool]
     version: Mapped[int] = mapped_column(default=1)  # incremented by every change: the ETag
 
