@@ -20,7 +20,7 @@ $(BIN)/cookiecutter: requirements-dev.txt
 demo: $(BIN)/cookiecutter ## Bake the default service into build/demo and serve it on :8000
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/cookiecutter --no-input --output-dir $(DEMO) .
-	cd $(DEMO)/my-service && PATH="$(CURDIR)/$(BIN):$$PATH" $(MAKE) install
+	cd $(DEMO)/my-service && PATH="$(CURDIR)/$(BIN):$$PATH" $(MAKE) install migrate
 	@echo "Serving on http://127.0.0.1:$(PORT) (docs: /docs); Ctrl-C stops it."
 	cd $(DEMO)/my-service && MY_SERVICE_PORT=$(PORT) .venv/bin/python -m my_service
 

@@ -64,7 +64,9 @@ def bake(build: Path) -> Path:
     from cookiecutter.main import cookiecutter
 
     build.mkdir(parents=True, exist_ok=True)
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True))
+    # database=none: the in-memory repository, so that the bare comparator does the same work.
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True,
+                                extra_context={"database": "none"}))
     # Installed as the Dockerfile installs it: not editable, every module compiled to bytecode
     # at install time. Otherwise each start compiles every module from source whenever
     # PYTHONDONTWRITEBYTECODE is set (as on CI machines and in the image), and the cold start

@@ -179,7 +179,9 @@ def bake(build: Path) -> Path:
     from cookiecutter.main import cookiecutter
 
     build.mkdir(parents=True, exist_ok=True)
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True))
+    # database=none: the in-memory repository, so that the bare comparator does the same work.
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True,
+                                extra_context={"database": "none"}))
     subprocess.run(["uv", "sync", "--no-dev"], cwd=project, check=True, capture_output=True)
     return project
 

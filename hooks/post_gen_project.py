@@ -75,6 +75,30 @@ def remove_redis() -> None:
     remove_paths(Path("tests") / "test_rate_limit_redis.py")
 
 
+def remove_database() -> None:
+    remove_paths(
+        PACKAGE_DIR / "db.py",
+        PACKAGE_DIR / "domain" / "article_rows.py",
+        Path("alembic.ini"),
+        Path("tests") / "test_database.py",
+    )
+    shutil.rmtree("migrations", ignore_errors=True)
+    remove_migration_job()
+
+
+def remove_migration_job() -> None:
+    """A Kubernetes Job migrates a shared PostgreSQL; a SQLite file is the pod's own."""
+    remove_paths(Path("deploy") / "k8s" / "migrate-job.yaml")
+
+
+def remove_example_migration() -> None:
+    """Without the examples, no table yet: the first migration is the user's own."""
+    remove_paths(
+        PACKAGE_DIR / "domain" / "article_rows.py",
+        Path("migrations") / "versions" / "0001_create_articles.py",
+    )
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -148,6 +172,12 @@ def main() -> None:
         remove_auth_shared()
     if "{{ cookiecutter.rate_limit_storage }}" != "redis":
         remove_redis()
+    if "{{ cookiecutter.database }}" == "none":
+        remove_database()
+    elif "{{ cookiecutter.include_examples }}" != "True":
+        remove_example_migration()
+    if "{{ cookiecutter.database }}" == "sqlite":
+        remove_migration_job()
     remove_empty_domain()
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.

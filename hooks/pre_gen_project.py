@@ -20,6 +20,7 @@ DEPENDENCY_MODULES = frozenset(
         "sniffio", "starlette", "tenacity", "test", "tests", "typing_extensions", "uvicorn", "uvloop",
         "watchfiles", "websockets",
         "argon2", "jwt", "multipart", "pwdlib", "python_multipart",  # auth=jwt
+        "aiosqlite", "alembic", "asyncpg", "greenlet", "mako", "sqlalchemy",  # database
     }
 )  # fmt: skip
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
@@ -35,6 +36,7 @@ CHOICES = {
     "python_version": ("3.11", "3.12", "3.13"),
     "auth": ("none", "api_key", "jwt"),
     "rate_limit_storage": ("memory", "redis"),
+    "database": ("postgresql", "sqlite", "none"),
 }
 BOOLEANS = ("include_examples", "include_realtime", "aws_lambda")
 # What cookiecutter reads as a boolean on the command line (2.7 and later converts them).

@@ -14,16 +14,18 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "include_examples": False,
         "include_realtime": False,
     },
-    "py3.13-jwt-redis-no_realtime": {
+    "py3.13-jwt-redis-no_realtime-no_database": {
         "python_version": "3.13",
         "include_realtime": False,
         "auth": "jwt",
         "rate_limit_storage": "redis",
+        "database": "none",
     },
-    "py3.12-api_key-lambda-no_examples": {
+    "py3.12-api_key-lambda-no_examples-sqlite": {
         "include_examples": False,
         "auth": "api_key",
         "aws_lambda": True,
+        "database": "sqlite",
     },
     "py3.11-long_quoted_names-all_options": {
         "python_version": "3.11",
@@ -38,6 +40,12 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "version": "2.0.0rc1",
     },
 }
+
+
+# The slow checks on a real database run once per `database` value, in its first combination
+# here, not in every combination.
+def first_with_database(value: str) -> str:
+    return next(n for n, c in COMBINATIONS.items() if c.get("database", "postgresql") == value)
 
 
 def combination_params() -> list[Any]:

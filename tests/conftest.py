@@ -77,6 +77,10 @@ class Baked:
         auth secret), as the environment variables a deployment's secret store would set."""
         prefix = self.package.upper()
         secrets = {f"{prefix}_METRICS_TOKEN": METRICS_TOKEN}
+        if self.context["database"] == "postgresql":
+            # Nothing listens on port 1: the service starts; its readiness says the database is
+            # down (tests/test_database.py serves from a real PostgreSQL).
+            secrets[f"{prefix}_DATABASE_URL"] = "postgresql+asyncpg://app:secret@127.0.0.1:1/db"
         if self.context["auth"] == "api_key":
             digest = hashlib.sha256(b"an-api-key-of-the-template-tests").hexdigest()
             secrets[f"{prefix}_API_KEY_DIGESTS"] = f"ops:{digest}"
@@ -104,6 +108,9 @@ def baked(request: pytest.FixtureRequest, cookies_session: Any) -> Baked:
 @pytest.fixture(scope="session")
 def installed(baked: Baked) -> Baked:
     run(["make", "install"], baked.path)
+    if baked.context["database"] != "none":
+        # As `make run` does: the services started in development find their tables.
+        run(["make", "migrate"], baked.path)
     return baked
 
 

@@ -145,6 +145,10 @@ def test_unselected_features_leave_no_trace(baked: Baked) -> None:
         words += ["jwt", "pwdlib", "argon2"]
     if baked.context["auth"] == "none":
         words += ["require_principal", "security.principal", "auth_headers"]
+    if baked.context["database"] == "none":
+        words += ["sqlalchemy", "alembic", "SessionDep", "DATABASE_URL", "database_url"]
+    if baked.context["database"] != "postgresql":
+        words += ["asyncpg", "PRODUCTION_DATABASE_URL"]
     code = [p for p in baked.text_files() if p.suffix == ".py"]
     mentions = [
         f"{p.relative_to(baked.path)}: {word}" for p in code for word in words if word in p.read_text()

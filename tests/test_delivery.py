@@ -119,6 +119,9 @@ def workflow_steps(baked: Baked, venvs: Path) -> Iterator[Step]:
         matrix = job.get("strategy", {}).get("matrix", {})
         for combination in [dict(zip(matrix, v)) for v in zip(*matrix.values())] or [{}]:
             env = {k: expand(v, combination) for k, v in job.get("env", {}).items()}
+            # The job's PostgreSQL service container is not here: the tests use SQLite files
+            # (tests/test_database.py runs them on a real PostgreSQL).
+            env.pop("TEST_DATABASE_URL", None)
             python = combination.get("python-version")
             if python and python != baked.context["python_version"]:
                 # Another interpreter gets its own virtualenv: the baked .venv stays as it is.
@@ -245,11 +248,20 @@ def wait_for(url: str, process: "subprocess.Popen[bytes]", **kwargs: Any) -> htt
 def test_compose_pins_every_image_and_checks_every_service(baked: Baked) -> None:
     services = yaml.safe_load((baked.path / "compose.yaml").read_text())["services"]
     redis = baked.context["rate_limit_storage"] == "redis"
-    assert sorted(services) == sorted(["service", "prometheus", "jaeger"] + ["redis"] * redis)
+    database = {"postgresql": ["migrate", "postgres"], "sqlite": ["migrate"], "none": []}
+    expected = ["service", "prometheus", "jaeger"] + ["redis"] * redis
+    assert sorted(services) == sorted(expected + database[baked.context["database"]])
     assert services["service"]["build"] == "."
     for name, service in services.items():
+        if name == "migrate":  # runs once, before the service (which waits for it to succeed)
+            assert services["service"]["depends_on"]["migrate"] == {
+                "condition": "service_completed_successfully"
+            }
+            continue
         assert "healthcheck" in service, name
-        if name != "service":
+        if name == "postgres":  # PostgreSQL's releases are major.minor
+            assert re.fullmatch(r"postgres:\d+\.\d+-alpine", service["image"])
+        elif name != "service":
             assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+(-alpine)?", service["image"]), name
     assert services["prometheus"]["volumes"] == ["./deploy/prometheus:/etc/prometheus:ro"]
 
@@ -491,7 +503,7 @@ def test_nginx_passes_websockets_through(
 
 def test_the_kubernetes_manifests_pass_strict_validation(baked: Baked) -> None:
     manifests = sorted(str(p) for p in (baked.path / "deploy" / "k8s").glob("*.yaml"))
-    assert len(manifests) == 5
+    assert len(manifests) == 5 + (baked.context["database"] == "postgresql")  # the migration Job
     run([tool("kubernetes-validate"), "--strict", *manifests], baked.path)
 
 

@@ -39,6 +39,7 @@ GOOD = {
     "include_realtime": True,
     "auth": "none",
     "rate_limit_storage": "memory",
+    "database": "postgresql",
     "aws_lambda": False,
 }
 
@@ -72,6 +73,8 @@ def test_good_answers_pass() -> None:
         ("version", "v1", "is not a valid PEP 440 version"),
         ("python_version", "3.9", "python_version='3.9' is not offered; use 3.11, 3.12 or 3.13"),
         ("auth", "API key", "auth='API key' is not offered; use none, api_key or jwt"),
+        ("database", "mysql", "database='mysql' is not offered; use postgresql, sqlite or none"),
+        ("package_name", "sqlalchemy", "would shadow the 'sqlalchemy' module"),
         ("include_examples", "maybe", "include_examples='maybe' is not true or false"),
         # cookiecutter 2.6 passes command-line booleans on as text, which every {% if %} takes for
         # true: refused rather than baked with the feature on.

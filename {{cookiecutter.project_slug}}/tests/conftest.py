@@ -1,4 +1,14 @@
+{%- if cookiecutter.database != "none" -%}
+"""Fixtures: settings isolated from .env, the app with its lifespan running, a real server.
+
+Each test has a database of its own, its tables made from the models: a SQLite file, or, when
+TEST_DATABASE_URL is set{% if cookiecutter.database == "postgresql" %} (postgresql+asyncpg://...){% endif %}, that database emptied before the test.
+"""
+
+import asyncio
+{%- else -%}
 """Fixtures: settings isolated from .env, the app with its lifespan running, a real server."""
+{%- endif %}
 
 import io
 import json
@@ -9,15 +19,36 @@ import subprocess
 import sys
 import threading
 import time
+{%- if cookiecutter.database != "none" %}
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+{%- else %}
 from collections.abc import Callable, Iterator
+{%- endif %}
 from dataclasses import dataclass, field
+{%- if cookiecutter.database != "none" %}
+from pathlib import Path
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+from typing import Any, TypeVar
+{%- else %}
 from typing import Any
+{%- endif %}
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy.ext.asyncio import create_async_engine
+{%- endif %}
 
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.db import Base
+{%- endif %}
+{%- if cookiecutter.database != "none" and cookiecutter.include_examples %}
+from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table)
+{%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
@@ -33,12 +64,57 @@ LogLines = Callable[[], list[dict[str, Any]]]
 PRODUCTION_SETTINGS: dict[str, Any] = {}
 {%- endif %}
 METRICS_TOKEN = "metrics-token-of-the-tests-0123456789"
+{%- if cookiecutter.database == "postgresql" %}
+# Production requires PostgreSQL; nothing listens on port 1, so nothing is changed there.
+PRODUCTION_DATABASE_URL = "postgresql+asyncpg://service:secret@127.0.0.1:1/service"
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+T = TypeVar("T")
+{%- endif %}
 
 
 def production_settings(**overrides: Any) -> dict[str, Any]:
     """Values for Settings in production: what it requires on top of the defaults, and yours."""
+{%- if cookiecutter.database == "postgresql" %}
+    required = {
+        **PRODUCTION_SETTINGS,
+        "metrics_token": METRICS_TOKEN,
+        "database_url": PRODUCTION_DATABASE_URL,
+    }
+{%- else %}
     required = {**PRODUCTION_SETTINGS, "metrics_token": METRICS_TOKEN}
+{%- endif %}
     return {**required, "environment": "production", **overrides}
+{%- if cookiecutter.database != "none" %}
+
+
+def run_async(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from a synchronous test, on a thread of its own: asyncio.run() in the
+    main thread would leave it without an event loop for code that asks for the current one."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
+
+
+async def empty_tables(url: str) -> None:
+    """The models' tables, made anew and empty (migrations are tested on their own)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.run_sync(Base.metadata.create_all)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's database, also in the environment: every Settings() of the test uses it."""
+    url = TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    run_async(empty_tables(url))
+    monkeypatch.setenv(f"{ENV_PREFIX}DATABASE_URL", url)
+    return url
+{%- endif %}
 
 
 @pytest.fixture
@@ -141,21 +217,23 @@ class Server:
         return self.process.wait(timeout=20)
 
 
-def start_server(tries: int = 3) -> Server:
-    """The server on a free port; another port if that one was taken meanwhile."""
+def start_server(settings: dict[str, str] | None = None, tries: int = 3) -> Server:
+    """The server on a free port; another port if that one was taken meanwhile. `settings` are
+    extra environment variables."""
     for _ in range(tries - 1):
         try:
-            return start_server_once()
+            return start_server_once(settings or {})
         except RuntimeError as error:
             if "address already in use" not in str(error).lower():
                 raise
-    return start_server_once()
+    return start_server_once(settings or {})
 
 
-def start_server_once() -> Server:
+def start_server_once(settings: dict[str, str]) -> Server:
     port = free_port()
     env = {**os.environ, f"{ENV_PREFIX}HOST": "127.0.0.1", f"{ENV_PREFIX}PORT": str(port)}
     env[f"{ENV_PREFIX}LOG_FORMAT"] = "json"  # the tests read its lines as data
+    env.update(settings)
 {%- if cookiecutter.auth != "none" %}
     env.update(SERVER_ENV)
 {%- endif %}
@@ -177,11 +255,22 @@ def start_server_once() -> Server:
         server.stop()
         raise
     return server
+{%- if cookiecutter.database != "none" %}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("server")
+    url = TEST_DATABASE_URL or f"sqlite+aiosqlite:///{folder / 'server.db'}"
+    run_async(empty_tables(url))
+    server = start_server({f"{ENV_PREFIX}DATABASE_URL": url})
+{%- else %}
 
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
     server = start_server()
+{%- endif %}
     yield server
     if server.process.poll() is None:
         server.stop()

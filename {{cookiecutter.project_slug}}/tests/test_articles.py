@@ -6,13 +6,23 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy.ext.asyncio import create_async_engine
+{%- endif %}
 
 from {{ cookiecutter.package_name }}.api.articles import get_articles
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow
+{%- endif %}
 from {{ cookiecutter.package_name }}.domain.articles import InMemoryArticleRepository
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
+{%- if cookiecutter.database != "none" %}
+from .conftest import Server, run_async
+{%- else %}
 from .conftest import Server
+{%- endif %}
 {%- if cookiecutter.auth != "none" %}
 from .credentials import auth_headers
 {%- endif %}
@@ -45,6 +55,31 @@ def test_the_repository_is_replaced_through_dependency_overrides(app: FastAPI) -
 {%- endif %}
         create(client, name="Only in mine")
     assert [row["name"] for row in mine.rows.values()] == ["Only in mine"]
+{%- if cookiecutter.database != "none" %}
+
+
+async def stored_name_key(url: str, article_id: int) -> str | None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            name_key: str | None = await connection.scalar(
+                ArticleRow.__table__.select()
+                .with_only_columns(ArticleRow.name_key)
+                .where(ArticleRow.id == article_id)
+            )
+            return name_key
+    finally:
+        await engine.dispose()
+
+
+def test_a_stored_internal_field_never_reaches_the_client(
+    client: TestClient, database_url: str
+) -> None:
+    created = create(client, name="Screen")
+    returned = client.get(f"{URL}/{created['id']}").json()
+    assert run_async(stored_name_key(database_url, created["id"])) == "screen"
+    assert set(returned) == {"id", "name", "price", "in_stock"}
+{%- else %}
 
 
 def test_a_stored_internal_field_never_reaches_the_client(client: TestClient) -> None:
@@ -53,6 +88,7 @@ def test_a_stored_internal_field_never_reaches_the_client(client: TestClient) ->
     returned = client.get(f"{URL}/{created['id']}").json()
     assert stored["name_key"] == "screen"
     assert set(returned) == {"id", "name", "price", "in_stock"}
+{%- endif %}
 
 
 @pytest.mark.parametrize(
@@ -168,7 +204,45 @@ def test_refused_writes_do_not_count_against_the_write_limit(settings: Settings)
 
 
 def test_readiness_includes_the_article_store(client: TestClient) -> None:
+{%- if cookiecutter.database != "none" %}
+    assert client.get("/health/ready").json()["checks"]["database"]["status"] == "up"
+{%- else %}
     assert client.get("/health/ready").json()["checks"]["articles"]["status"] == "up"
+{%- endif %}
+
+
+def test_every_change_gets_a_new_etag(client: TestClient) -> None:
+    created = client.post(URL, json={"name": "Mug", "price": 3})
+    assert created.headers["etag"] == '"1"'
+    path = created.headers["location"]
+    assert client.get(path).headers["etag"] == '"1"'
+    replaced = client.put(path, json={"name": "Mug", "price": 4})
+    assert replaced.headers["etag"] == '"2"'
+    assert client.get(path).headers["etag"] == '"2"'
+
+
+def test_if_match_refuses_a_change_made_on_a_stale_copy(client: TestClient) -> None:
+    """Two clients read version 1; the first one's change wins, the second gets a 412."""
+    path = client.post(URL, json={"name": "Vase", "price": 3}).headers["location"]
+    first = client.put(path, json={"name": "Vase", "price": 4}, headers={"If-Match": '"1"'})
+    assert first.status_code == 200
+    second = client.put(path, json={"name": "Vase", "price": 5}, headers={"If-Match": '"1"'})
+    assert second.status_code == 412
+    assert second.headers["content-type"] == "application/problem+json"
+    assert client.get(path).json()["price"] == 4
+    assert client.delete(path, headers={"If-Match": '"1"'}).status_code == 412
+    assert client.delete(path, headers={"If-Match": 'W/"2"'}).status_code == 412  # weak: never
+    assert client.delete(path, headers={"If-Match": '"7", "2"'}).status_code == 204
+
+
+def test_if_match_any_or_none_changes_whatever_the_version(client: TestClient) -> None:
+    path = client.post(URL, json={"name": "Bowl", "price": 3}).headers["location"]
+    assert client.put(path, json={"name": "Bowl", "price": 4}).status_code == 200
+    star = client.put(path, json={"name": "Bowl", "price": 5}, headers={"If-Match": "*"})
+    assert star.status_code == 200
+    missing = client.put(f"{URL}/999", json={"name": "X", "price": 1}, headers={"If-Match": '"1"'})
+    assert missing.status_code == 404
+    assert client.delete(f"{URL}/999", headers={"If-Match": '"1"'}).status_code == 404
 
 
 def test_the_real_server_creates_and_lists_articles(server: Server) -> None:

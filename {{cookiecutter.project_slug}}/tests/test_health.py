@@ -74,7 +74,7 @@ def test_ready_runs_the_checks_at_most_once_per_interval() -> None:
         await asyncio.sleep(0.05)  # concurrent probes arrive while it runs
 
     app = create_app(Settings(_env_file=None, readiness_cache_seconds=60))
-    register_check(app, "database", counted)
+    register_check(app, "counted", counted)
 
     async def probe_many() -> list[str]:
         checks = app.state.health_checks
@@ -96,7 +96,7 @@ def test_ready_runs_the_checks_every_time_without_a_cache() -> None:
         runs.append(1)
 
     app = create_app(Settings(_env_file=None, readiness_cache_seconds=0))
-    register_check(app, "database", counted)
+    register_check(app, "counted", counted)
     with TestClient(app) as client:
         for _ in range(3):
             client.get("/health/ready")

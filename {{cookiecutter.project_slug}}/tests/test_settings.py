@@ -17,6 +17,9 @@ UNSAFE_VALUES: dict[str, Any] = {
     "trusted_proxies": ["0.0.0.0/0"],
     "allowed_hosts": ["*"],
     "docs_in_production": True,  # without credentials
+{%- if cookiecutter.database == "postgresql" %}
+    "database_url": "",  # a SQLite file
+{%- endif %}
 }
 REFUSED = {
     "debug",
@@ -30,6 +33,9 @@ REFUSED = {
 {%- elif cookiecutter.auth == "jwt" %}
     "jwt_secret",
     "jwt_users",
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    "database_url",
 {%- endif %}
 }
 

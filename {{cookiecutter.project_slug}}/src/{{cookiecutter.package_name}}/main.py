@@ -24,8 +24,11 @@ from . import __version__, health
 {%- if routers %}
 from .api import {{ routers | join(", ") }}
 {%- endif %}
+{%- if cookiecutter.database != "none" %}
+from .db import Database, DatabaseUnavailable, database_unavailable
+{%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
-from .health import HealthChecks
+from .health import HealthChecks{% if cookiecutter.database != "none" %}, register_check{% endif %}
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
 from .observability.middleware import ObservabilityMiddleware
@@ -52,17 +55,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     setup_logging(settings)
     tracing = Tracing(settings)
     rate_limits = RateLimits(settings)
+{%- if cookiecutter.database != "none" %}
+    database = Database(settings)
+{%- endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         logger.info(
             "starting", extra={"environment": settings.environment, "version": __version__}
         )
+{%- if cookiecutter.database != "none" %}
+        register_check(app, "database", database.ping)
+        async with (
+            tracing.running(),
+            rate_limits.running(),
+            worker_metrics(),
+            database.running() as sessions,  # the pool, shared by this process's requests
+        ):
+{%- else %}
         async with tracing.running(), rate_limits.running(), worker_metrics():
+{%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth != "none" and cookiecutter.database != "none" %}
+            yield {
+                "rate_limits": rate_limits,
+                "sessions": sessions,  # db.SessionDep opens one per request
+                **auth_state(settings),
+            }
+{%- elif cookiecutter.auth != "none" %}
             yield {"rate_limits": rate_limits, **auth_state(settings)}
+{%- elif cookiecutter.database != "none" %}
+            yield {"rate_limits": rate_limits, "sessions": sessions}  # db.SessionDep
 {%- else %}
             yield {"rate_limits": rate_limits}
 {%- endif %}
@@ -81,7 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),
         ],
         dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
+{%- if cookiecutter.database != "none" %}
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            UpstreamError: upstream_error,
+            DatabaseUnavailable: database_unavailable,
+        },
+{%- else %}
         exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},
+{%- endif %}
         responses=PROBLEM_RESPONSES,
         telemetry=NATIVE_TELEMETRY_OFF,  # the observability middleware traces
         **BUILT_IN_DOCS_OFF,  # docs_router serves them, under their own policy

@@ -30,6 +30,15 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
+{%- if cookiecutter.database != "none" %}
+# The database of `make run` on a laptop: a file in the working directory (git-ignored).
+DEVELOPMENT_DATABASE_URL = "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"
+{%- if cookiecutter.database == "postgresql" %}
+DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite:///")
+{%- else %}
+DATABASE_SCHEMES = ("sqlite+aiosqlite:///",)
+{%- endif %}
+{%- endif %}
 
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -109,6 +118,24 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     # How long a readiness answer is reused: probes from many callers run the checks once.
     readiness_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+{%- if cookiecutter.database == "postgresql" %}
+
+    # Database: postgresql+asyncpg://user:password@host:5432/name. Empty: in development a
+    # local SQLite file (sqlite+aiosqlite:///./file.db works too); refused everywhere else.
+    database_url: SecretStr = SecretStr("")
+{%- elif cookiecutter.database == "sqlite" %}
+
+    # Database: a SQLite file, sqlite+aiosqlite:///path (one writer at a time: keep one replica).
+    database_url: SecretStr = SecretStr(DEVELOPMENT_DATABASE_URL)
+{%- endif %}
+{%- if cookiecutter.database != "none" %}
+    database_pool_size: int = Field(default=5, ge=1, le=100)  # connections kept open
+    database_max_overflow: int = Field(default=10, ge=0, le=100)  # opened beyond, under load
+    # Seconds to wait for a pooled connection, or to open one, before answering 503
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Seconds one statement may run before the database cancels it (a 503)
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+{%- endif %}
 {%- if cookiecutter.auth == "api_key" %}
 
     # Auth: API keys in X-API-Key, stored as SHA-256 digests (`make api-key` makes a new one).
@@ -222,6 +249,17 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+{%- if cookiecutter.database != "none" %}
+
+    @field_validator("database_url")
+    @classmethod
+    def async_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(DATABASE_SCHEMES):
+            raise ValueError(f"must start with {' or '.join(DATABASE_SCHEMES)} (an async driver)")
+        return value
+{%- endif %}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def upper_case_level(cls, value: object) -> object:
@@ -257,6 +295,9 @@ class Settings(BaseSettings):
         "jwt_users",
 {%- endif %}
         "allowed_hosts",
+{%- if cookiecutter.database == "postgresql" %}
+        "database_url",
+{%- endif %}
         "docs_username",
         "docs_password",
         "metrics_token",
@@ -291,6 +332,10 @@ def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
         return "is the published development secret: set your own (`make jwt-secret`)"
     if name == "jwt_users" and not value:
         return "must list at least one user (`make password-hash`): nobody could sign in"
+{%- endif %}
+{%- if cookiecutter.database == "postgresql" %}
+    if name == "database_url" and not value.get_secret_value().startswith("postgresql+"):
+        return "must be a PostgreSQL URL (postgresql+asyncpg://...) outside development"
 {%- endif %}
     if name == "allowed_hosts" and "*" in value:
         return "'*' accepts any Host header: list the service's names"

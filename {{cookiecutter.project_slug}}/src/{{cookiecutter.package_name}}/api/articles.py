@@ -1,23 +1,46 @@
-"""/api/v1/articles: create, list, get, replace and delete articles."""
+"""/api/v1/articles: create, list, get, replace and delete articles.
 
+Every article has an ETag (its version). A PUT or DELETE that sends `If-Match` with it changes
+the article only if nobody changed it since (else 412 Precondition Failed); one without
+`If-Match` changes it whatever its version, as before: existing clients keep working.
+"""
+
+import re
+{%- if cookiecutter.database == "none" %}
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+{%- endif %}
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+{%- if cookiecutter.database == "none" %}
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, Response
+{%- else %}
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 from fastapi import Security
 {%- endif %}
 
+{%- if cookiecutter.database != "none" %}
+
+from ..db import DATABASE_RESPONSES, SessionDep
+from ..domain.article_rows import SqlArticleRepository
+{%- endif %}
 from ..domain.articles import (
     Article,
     ArticleIn,
     ArticleRepository,
     DuplicateArticleError,
+{%- if cookiecutter.database == "none" %}
     InMemoryArticleRepository,
+{%- endif %}
+    StaleArticleError,
+    Versions,
 )
 from ..errors import Problem
+{%- if cookiecutter.database == "none" %}
 from ..health import register_check
+{%- endif %}
 {%- if cookiecutter.auth == "api_key" %}
 from ..security.api_keys import DENIED, require_principal
 {%- elif cookiecutter.auth == "jwt" %}
@@ -26,6 +49,7 @@ from ..security.tokens import DENIED, require_principal
 from ..security.rate_limit import RATE_LIMITED, rate_limit
 from . import API_PREFIX
 from .dependencies import PaginationDep
+{%- if cookiecutter.database == "none" %}
 
 
 @asynccontextmanager
@@ -39,18 +63,37 @@ async def get_articles(request: Request) -> ArticleRepository:
     """The repository the lifespan opened (tests replace it through dependency_overrides)."""
     articles: ArticleRepository = request.state.articles
     return articles
+{%- else %}
+
+
+async def get_articles(session: SessionDep) -> ArticleRepository:
+    """The articles in this request's session (tests replace it through dependency_overrides)."""
+    return SqlArticleRepository(session)
+{%- endif %}
 
 
 ArticlesDep = Annotated[ArticleRepository, Depends(get_articles)]
-
 ArticleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The article's id")]
+IfMatch = Annotated[
+    str | None, Header(description="The article's ETag: change it only if it is still this one")
+]
+ETAG = re.compile(r'(?<!W/)"(\d{1,18})"')  # strong ETags only: a weak one never matches
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with that id"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
+STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
+{%- if cookiecutter.database == "none" %}
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles", tags=["articles"], lifespan=lifespan, responses=RATE_LIMITED
 )
+{%- else %}
+router = APIRouter(
+    prefix=f"{API_PREFIX}/articles",
+    tags=["articles"],
+    responses=RATE_LIMITED | DATABASE_RESPONSES,
+)
+{%- endif %}
 
 
 async def valid_article(article: ArticleIn) -> None:
@@ -80,6 +123,21 @@ def conflict(article: ArticleIn) -> HTTPException:
     return HTTPException(409, f"An article named {article.name!r} already exists")
 
 
+def stale(article_id: int) -> HTTPException:
+    return HTTPException(412, f"Article {article_id} has changed; GET it again for its ETag")
+
+
+def etag(row: dict[str, Any]) -> str:
+    return f'"{row["version"]}"'
+
+
+def versions(if_match: str | None) -> Versions:
+    """The versions If-Match names: None (any) without the header or with '*'."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    return {int(version) for version in ETAG.findall(if_match)}
+
+
 {% if cookiecutter.auth == "none" -%}
 @router.post(
     "",
@@ -105,6 +163,7 @@ async def create_article(
     except DuplicateArticleError:
         raise conflict(article) from None
     response.headers["Location"] = request.app.url_path_for("get_article", article_id=row["id"])
+    response.headers["ETag"] = etag(row)
     return row
 
 
@@ -114,10 +173,13 @@ async def list_articles(articles: ArticlesDep, page: PaginationDep) -> list[dict
 
 
 @router.get("/{article_id}", response_model=Article, responses=NOT_FOUND)
-async def get_article(article_id: ArticleId, articles: ArticlesDep) -> dict[str, Any]:
+async def get_article(
+    article_id: ArticleId, articles: ArticlesDep, response: Response
+) -> dict[str, Any]:
     row = await articles.get(article_id)
     if row is None:
         raise not_found(article_id)
+    response.headers["ETag"] = etag(row)
     return row
 
 
@@ -125,36 +187,51 @@ async def get_article(article_id: ArticleId, articles: ArticlesDep) -> dict[str,
 @router.put(
     "/{article_id}",
     response_model=Article,
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={**NOT_FOUND, **CONFLICT, **STALE},
     dependencies=[WRITE_LIMIT],
 )
 {% else -%}
 @router.put(
     "/{article_id}",
     response_model=Article,
-    responses={**NOT_FOUND, **CONFLICT, **DENIED},
+    responses={**NOT_FOUND, **CONFLICT, **STALE, **DENIED},
     dependencies=WRITER,
 )
 {% endif -%}
 async def replace_article(
-    article_id: ArticleId, article: ArticleIn, articles: ArticlesDep
+    article_id: ArticleId,
+    article: ArticleIn,
+    articles: ArticlesDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     try:
-        row = await articles.replace(article_id, article)
+        row = await articles.replace(article_id, article, versions(if_match))
     except DuplicateArticleError:
         raise conflict(article) from None
+    except StaleArticleError:
+        raise stale(article_id) from None
     if row is None:
         raise not_found(article_id)
+    response.headers["ETag"] = etag(row)
     return row
 
 
 {% if cookiecutter.auth == "none" -%}
-@router.delete("/{article_id}", status_code=204, responses=NOT_FOUND, dependencies=[DELETE_LIMIT])
+@router.delete(
+    "/{article_id}", status_code=204, responses=NOT_FOUND | STALE, dependencies=[DELETE_LIMIT]
+)
 {% else -%}
 @router.delete(
-    "/{article_id}", status_code=204, responses=NOT_FOUND | DENIED, dependencies=DELETER
+    "/{article_id}", status_code=204, responses=NOT_FOUND | STALE | DENIED, dependencies=DELETER
 )
 {% endif -%}
-async def delete_article(article_id: ArticleId, articles: ArticlesDep) -> None:
-    if not await articles.delete(article_id):
+async def delete_article(
+    article_id: ArticleId, articles: ArticlesDep, if_match: IfMatch = None
+) -> None:
+    try:
+        deleted = await articles.delete(article_id, versions(if_match))
+    except StaleArticleError:
+        raise stale(article_id) from None
+    if not deleted:
         raise not_found(article_id)

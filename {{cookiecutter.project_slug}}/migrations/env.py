@@ -1,0 +1,52 @@
+"""Alembic's entry point: the service's settings give the URL, its models the target schema.
+
+Async, like the service: the same driver runs the migrations.
+"""
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from {{ cookiecutter.package_name }}.db import Base, database_url
+{%- if cookiecutter.include_examples %}
+from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table joins Base)
+{%- endif %}
+from {{ cookiecutter.package_name }}.settings import get_settings
+
+# Import every module that defines models above, or autogenerate would drop their tables.
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_online() -> None:
+    engine = create_async_engine(database_url(get_settings()))
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=database_url(get_settings()), target_metadata=Base.metadata, literal_binds=True
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(run_online())
