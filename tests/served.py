@@ -9,9 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
 @dataclass
@@ -119,3 +122,36 @@ def running(
     finally:
         if service.process.poll() is None:
             service.stop()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """OTLP/HTTP (protobuf) trace receiver: keeps every span it is sent."""
+
+    spans: list[Any] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend(scope_spans.spans)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[tuple[str, list[Any]]]:
+    """An OTLP/HTTP endpoint for OTEL_EXPORTER_OTLP_ENDPOINT, and the spans it received."""
+    spans: list[Any] = []
+    handler = type("OneReceiver", (Receiver,), {"spans": spans})
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", spans
+    finally:
+        server.shutdown()

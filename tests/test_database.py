@@ -19,12 +19,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from .combinations import COMBINATIONS, first_with_database
 from .conftest import Baked
-from .served import Service, free_port, running
+from .served import Service, free_port, otlp_receiver, running
 
 serving = contextmanager(running)
+SPAN_KIND_SERVER, SPAN_KIND_CLIENT = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT
 URL = "/api/v1/articles"
 
 
@@ -192,17 +194,19 @@ class Served:
     name: str
 
 
-@pytest.fixture
-def served(on_postgresql: Baked, postgres: Postgres, migrated: list[str]) -> Iterator[Served]:
+@contextmanager
+def articles_served(
+    baked: Baked, postgres: Postgres, migrated: list[str], extra: dict[str, str] | None = None
+) -> Iterator[Served]:
     """The real service (`python -m`) on a migrated database of its own."""
-    if not on_postgresql.context["include_examples"]:
+    if not baked.context["include_examples"]:
         pytest.skip("include_examples is off: no articles to serve")
     if not migrated:
         template = postgres.new_database()
-        alembic(on_postgresql, template, "upgrade", "head")
+        alembic(baked, template, "upgrade", "head")
         migrated.append(database_name(template))
     url = postgres.new_database(template=migrated[0])
-    prefix = on_postgresql.package.upper()
+    prefix = baked.package.upper()
     settings = {
         f"{prefix}_DATABASE_URL": url,
         f"{prefix}_RATE_LIMIT_DEFAULT": "100000/minute",
@@ -212,12 +216,19 @@ def served(on_postgresql: Baked, postgres: Postgres, migrated: list[str]) -> Ite
         f"{prefix}_DATABASE_POOL_TIMEOUT_SECONDS": "2",
         f"{prefix}_LOG_LEVEL": "WARNING",
         f"{prefix}_ACCESS_LOG": "false",
+        **(extra or {}),
     }
-    with serving(on_postgresql.path, on_postgresql.package, settings) as service:
+    with serving(baked.path, baked.package, settings) as service:
         yield Served(service, url, database_name(url))
     # Stopped: it gave every connection back.
     connections = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database_name(url)}'"
     assert postgres.sql(connections) == "0"
+
+
+@pytest.fixture
+def served(on_postgresql: Baked, postgres: Postgres, migrated: list[str]) -> Iterator[Served]:
+    with articles_served(on_postgresql, postgres, migrated) as served:
+        yield served
 
 
 async def create_and_read(base: str, total: int) -> tuple[list[int], list[int]]:
@@ -337,3 +348,31 @@ def test_the_database_stopped_is_a_503_then_the_service_recovers_by_itself(
     assert httpx.get(path).json()["name"] == "Survivor"
     assert httpx.get(f"{served.service.url}/health/ready").status_code == 200
     assert "unhandled" not in "".join(served.service.output)  # no 500 on the way
+
+
+def test_queries_are_spans_inside_sampled_requests_only(
+    on_postgresql: Baked, postgres: Postgres, migrated: list[str]
+) -> None:
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with otlp_receiver() as (endpoint, spans):
+        extra = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            f"{on_postgresql.package.upper()}_TRACE_SAMPLE_RATIO": "0",  # new traces: never
+        }
+        with articles_served(on_postgresql, postgres, migrated, extra) as served:
+            base = served.service.url
+            created = httpx.post(f"{base}{URL}", json={"name": "Traced", "price": 1})
+            assert created.status_code == 201  # unsampled: its queries make no span
+            sampled = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+            assert httpx.get(base + created.headers["location"], headers=sampled).is_success
+            served.service.stop()  # flushes the exporter
+    [request] = [span for span in spans if span.kind == SPAN_KIND_SERVER]
+    assert request.name == "GET /api/v1/articles/{article_id}"
+    queries = [span for span in spans if span.kind == SPAN_KIND_CLIENT]
+    assert queries, spans
+    for query in queries:
+        assert query.trace_id.hex() == trace_id
+        assert query.parent_span_id == request.span_id
+        attributes = {a.key: a.value.string_value for a in query.attributes}
+        assert "postgresql" in {attributes.get("db.system"), attributes.get("db.system.name")}
+    assert len(spans) == 1 + len(queries)

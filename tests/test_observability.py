@@ -8,17 +8,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from .conftest import Baked, run
-from .served import free_port, running
+from .served import free_port, otlp_receiver, running
 
 serving = contextmanager(running)
 
@@ -159,34 +157,10 @@ def test_two_workers_count_every_request_exactly(installed: Baked, tmp_path: Pat
         assert len(list(tmp_path.glob("counter_*.db"))) == 2  # one file per worker
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """OTLP/HTTP (protobuf) trace receiver: keeps every span it is sent."""
-
-    spans: list[Any] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                self.spans.extend(scope_spans.spans)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[Any]]]:
-    spans: list[Any] = []
-    handler = type("OneReceiver", (Receiver,), {"spans": spans})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", spans
-    server.shutdown()
+    with otlp_receiver() as (endpoint, spans):
+        yield endpoint, spans
 
 
 def test_spans_continue_the_incoming_trace_and_logs_carry_its_id(

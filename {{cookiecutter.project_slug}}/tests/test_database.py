@@ -15,6 +15,9 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -27,6 +30,7 @@ from {{ cookiecutter.package_name }}.db import (
     database_url,
 )
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.observability.tracing import Tracing
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 from .conftest import production_settings, run_async
@@ -76,6 +80,33 @@ def test_a_route_that_succeeds_commits_and_one_that_fails_rolls_back(database_ur
         assert client.post("/notes/kept-too").json() == {"count": 2}
         pool = database.engine.pool
         assert isinstance(pool, QueuePool) and pool.checkedout() == 0  # every one given back
+
+
+def test_queries_are_spans_inside_a_sampled_trace_only(database_url: str) -> None:
+    run_async(create_notes_table(database_url))
+    spans = InMemorySpanExporter()
+    tracing = Tracing(Settings(_env_file=None, trace_sample_ratio=1.0))
+    tracing.extra_processors.append(SimpleSpanProcessor(spans))
+
+    async def query_outside_then_inside_a_sampled_request() -> None:
+        async with tracing.running(), Database(tracing.settings).running() as sessions:
+            async with sessions.begin() as session:
+                await session.execute(text("SELECT count(*) FROM notes"))  # no trace: no span
+            assert tracing.tracer is not None
+            with tracing.tracer.start_as_current_span("request") as request:
+                assert request.is_recording()
+                async with sessions.begin() as session:
+                    await session.execute(text("SELECT body FROM notes"))
+            assert spans.get_finished_spans()  # seen before the exporter shuts down
+
+    run_async(query_outside_then_inside_a_sampled_request())
+    [query, request] = spans.get_finished_spans()
+    assert request.name == "request"
+    assert query.name == "SELECT" and query.kind is SpanKind.CLIENT
+    assert query.parent is not None and query.parent.span_id == request.context.span_id
+    assert query.attributes is not None
+    assert query.attributes["db.query.text"] == "SELECT body FROM notes"
+    assert query.attributes["db.system.name"] in {"postgresql", "sqlite"}
 
 
 def test_queries_and_the_pool_in_use_show_on_metrics(client: TestClient) -> None:

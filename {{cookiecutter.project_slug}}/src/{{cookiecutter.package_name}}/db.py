@@ -13,9 +13,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import Gauge, Histogram
 from sqlalchemy import MetaData, event, exc, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -97,18 +99,51 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
 
 
 def measure(engine: AsyncEngine) -> None:
-    """The pool's connections in use and each statement's duration, through SQLAlchemy's
-    documented events (the async engine fires them on its sync_engine)."""
+    """The pool's connections in use, each statement's duration and, inside a sampled request,
+    its span: through SQLAlchemy's documented events (the async engine fires them on its
+    sync_engine, in the request's context)."""
     event.listen(engine.sync_engine.pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(engine.sync_engine.pool, "checkin", lambda *_: POOL_IN_USE.dec())
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def started(connection: Connection, *_: Any) -> None:
-        connection.info["query_started"] = time.perf_counter()  # one statement at a time
+    def started(connection: Connection, cursor: Any, statement: str, *_: Any) -> None:
+        # One statement at a time per connection: its info holds the statement's own state.
+        connection.info["query_started"] = time.perf_counter()
+        if trace.get_current_span().is_recording():
+            connection.info["query_span"] = query_span(connection, statement)
 
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
     def finished(connection: Connection, *_: Any) -> None:
         QUERY_SECONDS.observe(time.perf_counter() - connection.info["query_started"])
+        if span := connection.info.pop("query_span", None):
+            span.end()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def failed(error: ExceptionContext) -> None:
+        if error.connection and (span := error.connection.info.pop("query_span", None)):
+            span.set_status(StatusCode.ERROR, type(error.original_exception).__name__)
+            span.end()
+
+
+def query_span(connection: Connection, statement: str) -> Span:
+    """A client span named and described by OpenTelemetry's database conventions; the text
+    has placeholders, never the values. (OpenTelemetry's SQLAlchemy instrumentation refuses
+    SQLAlchemy 2.1, and would do span work in unsampled requests too.)"""
+    url = connection.engine.url
+    operation = statement.split(maxsplit=1)[0].upper() if statement.strip() else "QUERY"
+    attributes: dict[str, str | int] = {
+        "db.system.name": url.get_backend_name(),
+        "db.operation.name": operation,
+        "db.query.text": statement,
+    }
+    if url.database:
+        attributes["db.namespace"] = url.database
+    if url.host:
+        attributes["server.address"] = url.host
+    if url.port:
+        attributes["server.port"] = url.port
+    tracer = trace.get_tracer(__name__)
+    return tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
 
 
 class Database:

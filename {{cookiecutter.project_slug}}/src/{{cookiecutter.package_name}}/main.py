@@ -77,19 +77,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()
-{%- if cookiecutter.auth != "none" and cookiecutter.database != "none" %}
             yield {
                 "rate_limits": rate_limits,
+{%- if cookiecutter.database != "none" %}
                 "sessions": sessions,  # db.SessionDep opens one per request
-                **auth_state(settings),
-            }
-{%- elif cookiecutter.auth != "none" %}
-            yield {"rate_limits": rate_limits, **auth_state(settings)}
-{%- elif cookiecutter.database != "none" %}
-            yield {"rate_limits": rate_limits, "sessions": sessions}  # db.SessionDep
-{%- else %}
-            yield {"rate_limits": rate_limits}
 {%- endif %}
+{%- if cookiecutter.auth != "none" %}
+                **auth_state(settings),
+{%- endif %}
+            }
         logger.info("stopped")
 
     app = FastAPI(
