@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks bench bench-instructions bench-resilience clean
+.PHONY: demo test test-hooks bench bench-database bench-instructions bench-resilience clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,6 +34,11 @@ bench: $(BIN)/cookiecutter ## Benchmark the baked service against bare FastAPI (
 	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
 	@command -v hey >/dev/null || { echo "ERROR: hey not found; install it: apt-get install hey"; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-database: $(BIN)/cookiecutter ## GET an article from PostgreSQL: the service against bare FastAPI with the same query (needs wrk, hey, postgresql)
+	@command -v wrk >/dev/null || { echo "ERROR: wrk not found; install it: apt-get install wrk"; exit 1; }
+	@command -v hey >/dev/null || { echo "ERROR: hey not found; install it: apt-get install hey"; exit 1; }
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/database.py $(BENCH_ARGS)
 
 bench-instructions: $(BIN)/cookiecutter ## Instructions per request, layer by layer (needs valgrind and gcc)
 	@command -v valgrind >/dev/null || { echo "ERROR: valgrind not found; install it: apt-get install valgrind"; exit 1; }

@@ -60,13 +60,14 @@ class Variant:
     flags: tuple[str, ...] = ()
 
 
-def bake(build: Path) -> Path:
+def bake(build: Path, database: str = "none") -> Path:
     from cookiecutter.main import cookiecutter
 
     build.mkdir(parents=True, exist_ok=True)
-    # database=none: the in-memory repository, so that the bare comparator does the same work.
+    # database=none: the in-memory repository, so that bare_app.py does the same work (the
+    # database variant, database.py, has its own comparator).
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(build), overwrite_if_exists=True,
-                                extra_context={"database": "none"}))
+                                extra_context={"database": database}))
     # Installed as the Dockerfile installs it: not editable, every module compiled to bytecode
     # at install time. Otherwise each start compiles every module from source whenever
     # PYTHONDONTWRITEBYTECODE is set (as on CI machines and in the image), and the cold start

@@ -4,7 +4,6 @@ service, two workers counted exactly, and spans received over OTLP/HTTP by a rec
 import json
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
