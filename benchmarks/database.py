@@ -6,8 +6,9 @@ self-tests do), migrates one database and serves from it:
               article read through the repository, one session per request, ETag
   bare-db     bare FastAPI doing the same query on an engine with the same pool
               (bare_db_app.py)
-Both use the same database; PostgreSQL itself runs unpinned, the servers on CPU 0 and the load
-generators on CPU 1, as in bench.py. Throughput at saturation (wrk), CPU per request, then
+Both use the same database. The servers run on CPU 0; the load generators and PostgreSQL (its
+postmaster pinned, so every backend it forks) share CPU 1, so that the server measured has its
+CPU to itself, as in bench.py. Throughput at saturation (wrk), CPU per request, then
 latency at a fixed load of half bare-db's capacity (hey). Prints a Markdown table and writes JSON
 (benchmarks/results/database.json). Asserts nothing: ratios to bare-db measured in the same run.
 """
@@ -24,6 +25,12 @@ import hey
 
 sys.path.insert(0, str(bench.TEMPLATE))
 from tests.postgres import private_cluster  # noqa: E402 (the self-tests' private cluster)
+
+
+def pin_to_cpu_1(folder: Path) -> None:
+    """The postmaster and what it forks later (each connection's backend) on CPU 1."""
+    postmaster = (folder / "data" / "postmaster.pid").read_text().split()[0]
+    subprocess.run(["taskset", "-a", "-p", "-c", "1", postmaster], check=True, capture_output=True)
 
 
 def migrate(project: Path, url: str) -> None:
@@ -45,6 +52,7 @@ def main() -> None:
                              str(bench.HERE / "otlp_sink.py"), str(bench.SINK_PORT)])  # fmt: skip
     try:
         with private_cluster() as postgres:
+            pin_to_cpu_1(postgres.folder)
             url = postgres.new_database()
             migrate(project, url)
             report = run(project, url, args)

@@ -90,11 +90,13 @@ class Baked:
         return secrets
 
     def text_files(self) -> list[Path]:
-        ignored = {".git", ".venv", ".mypy_cache", ".pytest_cache", "__pycache__"}
-        return [
-            p for p in self.path.rglob("*")
-            if p.is_file() and not ignored & set(p.relative_to(self.path).parts)
-        ]  # fmt: skip
+        """The project's files, not what its .gitignore keeps out (venvs, caches, the SQLite
+        file a development start writes)."""
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=self.path, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        return [self.path / name for name in listed.split("\0") if name]
 
 
 @pytest.fixture(scope="session", params=combination_params())
