@@ -24,7 +24,6 @@ class Article(BaseModel):
     name: str
     price: float
     in_stock: bool
-    version: int
 
 
 @asynccontextmanager
@@ -59,6 +58,7 @@ async def get_article(article_id: ArticleId, session: SessionDep) -> dict[str, A
     row = await session.get(ArticleRow, article_id)
     if row is None:
         raise HTTPException(404, f"Article {article_id} does not exist")
+    # The service's repository returns the version too (for the ETag); the response model drops it.
     return {"id": row.id, "name": row.name, "price": row.price, "in_stock": row.in_stock, "version": row.version}
 
 
