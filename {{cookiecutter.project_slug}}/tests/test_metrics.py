@@ -80,7 +80,7 @@ with TestClient(create_app(Settings(_env_file=None, rate_limit_storage_uri="memo
 def breaker_states(directory: Path) -> list[float]:
     """The breaker gauge as any worker's /metrics shows it: the workers' files added up."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     return [
         sample.value
         for family in registry.collect()
