@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,16 +49,25 @@ def free_port() -> int:
         return port
 
 
+# The command line that serves on a port, when not `python -m <package>`.
+Command = Callable[[int], list[str]]
+
+
 def start_service(
-    project: Path, package: str, settings: dict[str, str] | None = None, timeout: float = 30
+    project: Path,
+    package: str,
+    settings: dict[str, str] | None = None,
+    timeout: float = 30,
+    command: Command | None = None,
 ) -> Service:
-    """Start `python -m <package>`; `settings` are extra environment variables (prefix included).
+    """Start `python -m <package>` (or `command`); `settings` are extra environment variables
+    (prefix included).
 
     A free port can be taken by another test's server between choosing it and the service
     binding it: then the service exits ("address already in use") and starts again on another.
     """
     for _ in range(3):
-        service = launch(project, package, free_port(), settings or {})
+        service = launch(project, package, free_port(), settings or {}, command)
         if live(service, timeout):
             return service
         output = service.stop()
@@ -67,11 +76,13 @@ def start_service(
     raise RuntimeError(f"the service found no free port in 3 tries:\n{output}")
 
 
-def launch(project: Path, package: str, port: int, settings: dict[str, str]) -> Service:
+def launch(
+    project: Path, package: str, port: int, settings: dict[str, str], command: Command | None
+) -> Service:
     prefix = package.upper()
     env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port), **settings}
     process = subprocess.Popen(
-        [str(project / ".venv" / "bin" / "python"), "-m", package],
+        command(port) if command else [str(project / ".venv" / "bin" / "python"), "-m", package],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -114,9 +125,13 @@ def listens(pid: int, port: int) -> bool:
 
 
 def running(
-    project: Path, package: str, settings: dict[str, str] | None = None, timeout: float = 30
+    project: Path,
+    package: str,
+    settings: dict[str, str] | None = None,
+    timeout: float = 30,
+    command: Command | None = None,
 ) -> Iterator[Service]:
-    service = start_service(project, package, settings, timeout)
+    service = start_service(project, package, settings, timeout, command)
     try:
         yield service
     finally:

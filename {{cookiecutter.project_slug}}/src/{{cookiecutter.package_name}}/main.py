@@ -69,11 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with (
             tracing.running(),
             rate_limits.running(),
-            worker_metrics(),
+            worker_metrics(settings),
             database.running() as sessions,  # the pool, shared by this process's requests
         ):
 {%- else %}
-        async with tracing.running(), rate_limits.running(), worker_metrics():
+        async with tracing.running(), rate_limits.running(), worker_metrics(settings):
 {%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()

@@ -10,8 +10,12 @@ Several workers: `python -m <package>` with WORKERS > 1 points every worker at o
 PROMETHEUS_MULTIPROC_DIR (emptied at start) and /metrics adds their files up, so the counters
 equal the requests served by all workers. Process metrics (CPU, memory, fds) are
 exported with one worker only: prometheus_client cannot aggregate them across processes.
+Started as one of several workers some other way (gunicorn, `uvicorn --workers`) without that
+directory, each worker would count alone: outside development the service refuses to start.
 """
 
+import logging
+import multiprocessing
 import os
 import secrets
 import tempfile
@@ -24,7 +28,9 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
-from ..settings import Settings
+from ..settings import ENV_PREFIX, Settings
+
+logger = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -140,10 +146,45 @@ def metrics_auth(settings: Settings) -> list[Any]:
     return [Depends(require_token)]
 
 
+def supervisor() -> str | None:
+    """What started this process as one of its workers, when it can tell: gunicorn (its master
+    sets SERVER_SOFTWARE=gunicorn/<version> in the environment its workers inherit), or a
+    multiprocessing parent (`uvicorn --workers` and `--reload`, `hypercorn --workers`)."""
+    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        return "gunicorn"
+    if multiprocessing.parent_process() is not None:
+        return "a process manager (uvicorn --workers or --reload, hypercorn --workers)"
+    return None
+
+
+def refuse_unshared_metrics(settings: Settings) -> None:
+    """Outside development, a worker without PROMETHEUS_MULTIPROC_DIR does not start: its
+    /metrics would count only its own requests, and a scrape would see a random worker's.
+    Development is spared: `make run` serves through `uvicorn --reload`, a spawned child too.
+    Refused at the lifespan's start, not at import: a failed start-up is what uvicorn's process
+    manager and gunicorn take as final (they stop, where they would restart a crashed worker)."""
+    if settings.environment == "development" or MULTIPROC_DIR in os.environ:
+        return
+    started_by = supervisor()
+    if started_by is None:
+        return
+    package = __name__.split(".")[0]
+    message = (
+        f"ERROR: started as a worker by {started_by} without {MULTIPROC_DIR}: each worker's "
+        f"/metrics would count only its own requests. Set {MULTIPROC_DIR} to an empty "
+        f"directory for the workers to share, or start with `python -m {package}` and "
+        f"{ENV_PREFIX}WORKERS"
+    )
+    logger.error(message)
+    raise RuntimeError(message)
+
+
 @asynccontextmanager
-async def worker_metrics() -> AsyncIterator[None]:
-    """For the lifespan: when this worker stops, its live gauges (the breaker states) stop
-    counting in the other workers' /metrics."""
+async def worker_metrics(settings: Settings) -> AsyncIterator[None]:
+    """For the lifespan: refuses to start a worker whose metrics nobody would add up; when this
+    worker stops, its live gauges (the breaker states) stop counting in the other workers'
+    /metrics."""
+    refuse_unshared_metrics(settings)
     try:
         yield
     finally:
