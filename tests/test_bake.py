@@ -286,6 +286,10 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     created = httpx.post(url, json={"name": "Artículo 1", "price": 10.0})
     assert created.status_code == 201
     assert httpx.get(url).json() == [created.json()]
+    article = f"{service.url}{created.headers['location']}"
+    cached = httpx.get(article, headers={"If-None-Match": created.headers["etag"]})
+    assert (cached.status_code, cached.content) == (304, b"")
+    assert httpx.get(article, headers={"If-None-Match": '"0"'}).json() == created.json()
     invalid = httpx.post(url, json={"name": "", "price": -1})
     assert invalid.status_code == 422
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]

@@ -211,6 +211,20 @@ def test_readiness_includes_the_article_store(client: TestClient) -> None:
 {%- endif %}
 
 
+def test_a_get_with_the_current_etag_is_a_304_without_a_body(client: TestClient) -> None:
+    path = client.post(URL, json={"name": "Lamp", "price": 3}).headers["location"]
+    for held in ['"1"', 'W/"1"', '"9", "1"', "*"]:
+        cached = client.get(path, headers={"If-None-Match": held})
+        assert cached.status_code == 304, held
+        assert cached.content == b""
+        assert cached.headers["etag"] == '"1"'
+    client.put(path, json={"name": "Lamp", "price": 4})
+    changed = client.get(path, headers={"If-None-Match": '"1"'})
+    assert changed.status_code == 200 and changed.json()["price"] == 4
+    assert changed.headers["etag"] == '"2"'
+    assert client.get(f"{URL}/999", headers={"If-None-Match": "*"}).status_code == 404
+
+
 def test_every_change_gets_a_new_etag(client: TestClient) -> None:
     created = client.post(URL, json={"name": "Mug", "price": 3})
     assert created.headers["etag"] == '"1"'

@@ -2,7 +2,8 @@
 
 Every article has an ETag (its version). A PUT or DELETE that sends `If-Match` with it changes
 the article only if nobody changed it since (else 412 Precondition Failed); one without
-`If-Match` changes it whatever its version, as before: existing clients keep working.
+`If-Match` changes it whatever its version, as before: existing clients keep working. A GET
+that sends `If-None-Match` with the current ETag gets a bodiless 304 Not Modified.
 """
 
 import re
@@ -77,12 +78,17 @@ ArticleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The article's i
 IfMatch = Annotated[
     str | None, Header(description="The article's ETag: change it only if it is still this one")
 ]
+IfNoneMatch = Annotated[
+    str | None, Header(description="The ETags the client holds: 304 if the article is still one")
+]
 ETAG = re.compile(r'(?<!W/)"(\d{1,18})"')  # strong ETags only: a weak one never matches
+ANY_ETAG = re.compile(r'(?:W/)?"(\d{1,18})"')  # If-None-Match compares weakly (RFC 9110)
 
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with that id"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
+NOT_MODIFIED: Responses = {304: {"description": "If-None-Match names the current ETag: no body"}}
 {%- if cookiecutter.database == "none" %}
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles", tags=["articles"], lifespan=lifespan, responses=RATE_LIMITED
@@ -131,6 +137,16 @@ def etag(row: dict[str, Any]) -> str:
     return f'"{row["version"]}"'
 
 
+def unchanged(row: dict[str, Any], if_none_match: str | None) -> bool:
+    """Whether If-None-Match names this version (weakly) or is '*'."""
+    if if_none_match is None:
+        return False
+    held = if_none_match.strip() == "*" or row["version"] in {
+        int(version) for version in ANY_ETAG.findall(if_none_match)
+    }
+    return held
+
+
 def versions(if_match: str | None) -> Versions:
     """The versions If-Match names: None (any) without the header or with '*'."""
     if if_match is None or if_match.strip() == "*":
@@ -172,13 +188,18 @@ async def list_articles(articles: ArticlesDep, page: PaginationDep) -> list[dict
     return await articles.page(page.skip, page.limit)
 
 
-@router.get("/{article_id}", response_model=Article, responses=NOT_FOUND)
+@router.get("/{article_id}", response_model=Article, responses={**NOT_FOUND, **NOT_MODIFIED})
 async def get_article(
-    article_id: ArticleId, articles: ArticlesDep, response: Response
-) -> dict[str, Any]:
+    article_id: ArticleId,
+    articles: ArticlesDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> dict[str, Any] | Response:
     row = await articles.get(article_id)
     if row is None:
         raise not_found(article_id)
+    if unchanged(row, if_none_match):
+        return Response(status_code=304, headers={"ETag": etag(row)})
     response.headers["ETag"] = etag(row)
     return row
 
