@@ -4,9 +4,11 @@ against a fake characters API on 127.0.0.1 whose answers each test sets.
 The fake upstream is the baked project's own test helper (tests/upstream.py, stdlib only).
 """
 
+import asyncio
 import importlib.util
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -44,6 +46,9 @@ def quick_settings(baked: Baked, upstream_url: str) -> dict[str, str]:
         f"{prefix}_UPSTREAM_DEADLINE_SECONDS": "1.0",
         f"{prefix}_UPSTREAM_BACKOFF_SECONDS": "0.01",
         f"{prefix}_UPSTREAM_BREAKER_THRESHOLD": "100",  # the tests share one service
+        # Every call reaches the fake upstream (the cache has its own test below).
+        f"{prefix}_CHARACTERS_CACHE_TTL_SECONDS": "0",
+        f"{prefix}_CHARACTERS_CACHE_STALE_SECONDS": "0",
     }
 
 
@@ -165,3 +170,36 @@ def test_retries_and_breaker_changes_are_counted_in_the_metrics(
         metrics = httpx.get(f"{service.url}/metrics").text
     assert 'upstream_retries_total{upstream="characters"} 2.0' in metrics  # 3 attempts
     assert 'upstream_circuit_breaker_state{upstream="characters"} 2.0' in metrics  # open
+
+
+def test_the_cache_makes_one_call_for_concurrent_misses_then_serves_stale(
+    installed: Baked, upstream: Any, fake: ModuleType
+) -> None:
+    """Its own service: fresh for 1 s, then served stale for a minute while the API fails."""
+    prefix = installed.package.upper()
+    settings = {
+        **quick_settings(installed, upstream.url),
+        f"{prefix}_CHARACTERS_CACHE_TTL_SECONDS": "1",
+        f"{prefix}_CHARACTERS_CACHE_STALE_SECONDS": "60",
+        f"{prefix}_RATE_LIMIT_DEFAULT": "100000/minute",
+    }
+    upstream.default = fake.Reply(body=character, delay=0.15)  # the misses overlap
+    upstream.script.clear()
+    upstream.hits.clear()
+    with contextmanager(running)(installed.path, installed.package, settings) as service:
+        url = f"{service.url}{URL}/42"
+
+        async def twenty_at_once() -> list[int]:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answers = await asyncio.gather(*(client.get(url) for _ in range(20)))
+            return [answer.status_code for answer in answers]
+
+        assert asyncio.run(twenty_at_once()) == [200] * 20
+        assert upstream.hits == ["GET /character/42"]
+        time.sleep(1.2)  # no longer fresh
+        upstream.default = fake.Reply(503)
+        stale = httpx.get(url)
+        assert stale.status_code == 200 and stale.json()["name"] == "Rick 42"
+        assert int(stale.headers["age"]) >= 1
+        metrics = httpx.get(f"{service.url}/metrics").text
+    assert 'upstream_cache_total{result="stale",upstream="characters"} 1.0' in metrics

@@ -1,12 +1,16 @@
 """/api/v1/characters against a fake characters API on 127.0.0.1."""
 
+import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.resilience.cache import Cached, ReadThroughCache
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .upstream import FakeUpstream, Reply
@@ -28,18 +32,26 @@ def character(path: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def client(upstream: FakeUpstream) -> Iterator[TestClient]:
+def serving_characters(upstream: FakeUpstream, **overrides: Any) -> TestClient:
     upstream.default = Reply(body=character)
     settings = Settings(
         _env_file=None,
-        characters_api_url=upstream.url,
-        upstream_attempt_timeout_seconds=0.3,
-        upstream_deadline_seconds=1.0,
-        upstream_backoff_seconds=0.01,
-        upstream_breaker_threshold=2,
+        **{
+            "characters_api_url": upstream.url,
+            "upstream_attempt_timeout_seconds": 0.3,
+            "upstream_deadline_seconds": 1.0,
+            "upstream_backoff_seconds": 0.01,
+            "upstream_breaker_threshold": 2,
+            "characters_cache_ttl_seconds": 0,  # every call goes out, but in the cache's tests
+            **overrides,
+        },
     )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client(upstream: FakeUpstream) -> Iterator[TestClient]:
+    with serving_characters(upstream) as client:
         yield client
 
 
@@ -130,3 +142,79 @@ def test_many_characters_fail_as_the_first_failed_call(
     upstream.then(Reply(body=character), *[Reply(503)] * 3)
     response = client.get(URL, params={"ids": "1,2"})
     assert response.status_code == 503
+
+
+def cache_answers(result: str) -> float:
+    labels = {"upstream": "characters", "result": result}
+    return REGISTRY.get_sample_value("upstream_cache_total", labels) or 0.0
+
+
+def test_a_fresh_answer_comes_from_the_cache_with_its_age(upstream: FakeUpstream) -> None:
+    hits, misses = cache_answers("hit"), cache_answers("miss")
+    with serving_characters(upstream, characters_cache_ttl_seconds=60) as client:
+        first = client.get(f"{URL}/4")
+        assert "age" not in first.headers  # fresh from the API
+        again = client.get(f"{URL}/4")
+        many = client.get(URL, params={"ids": "4,5"})
+    assert again.json() == first.json() and again.headers["age"] == "0"
+    assert [c["id"] for c in many.json()] == [4, 5]
+    assert upstream.hits == ["GET /character/4", "GET /character/5"]
+    assert (cache_answers("hit") - hits, cache_answers("miss") - misses) == (2, 2)
+
+
+def test_a_failing_api_is_answered_from_a_recent_answer_then_503(
+    upstream: FakeUpstream,
+) -> None:
+    stale_before = cache_answers("stale")
+    with serving_characters(upstream, characters_cache_stale_seconds=0.5) as client:
+        assert client.get(f"{URL}/6").status_code == 200
+        upstream.default = Reply(503)
+        stale = client.get(f"{URL}/6")
+        assert stale.status_code == 200 and stale.json()["name"] == "Morty 6"
+        assert "age" in stale.headers
+        upstream.default = Reply(404, body={"error": "Character not found"})
+        assert client.get(f"{URL}/6").status_code == 404  # a real answer wins over the stale
+        upstream.default = Reply(body=character)
+        assert client.get(f"{URL}/7").status_code == 200
+        upstream.default = Reply(503)
+        time.sleep(0.6)  # past the stale window
+        assert client.get(f"{URL}/7").status_code == 503
+    assert cache_answers("stale") - stale_before == 1
+
+
+def test_concurrent_misses_of_one_key_make_one_call() -> None:
+    calls = 0
+
+    async def slow_call() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return "answer"
+
+    async def fifty_at_once() -> list[Cached[str]]:
+        cache = ReadThroughCache[str]("test", ttl=60, stale_for=0)
+        return await asyncio.gather(*(cache.get("key", slow_call) for _ in range(50)))
+
+    answers = asyncio.run(fifty_at_once())
+    assert calls == 1
+    assert {answer.value for answer in answers} == {"answer"}
+
+
+def test_a_caller_that_gives_up_does_not_cancel_the_others_call() -> None:
+    async def scenario() -> str:
+        cache = ReadThroughCache[str]("test", ttl=60, stale_for=0)
+        started = asyncio.Event()
+
+        async def call() -> str:
+            started.set()
+            await asyncio.sleep(0.05)
+            return "answer"
+
+        impatient = asyncio.create_task(cache.get("key", call))
+        await started.wait()
+        patient = asyncio.create_task(cache.get("key", call))
+        await asyncio.sleep(0)
+        impatient.cancel()
+        return (await patient).value
+
+    assert asyncio.run(scenario()) == "answer"

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     characters_api_url: str = Field(
         default="https://rickandmortyapi.com/api", pattern="^https?://"
     )
+    # Its read-through cache (resilience/cache.py): answers kept fresh this long, and served
+    # this much longer when the API fails (0: never stale).
+    characters_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    characters_cache_stale_seconds: float = Field(default=600.0, ge=0, le=604_800)
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
 

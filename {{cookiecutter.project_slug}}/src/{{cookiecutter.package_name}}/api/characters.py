@@ -1,17 +1,20 @@
 """/api/v1/characters: characters fetched from an upstream API, through the resilience policies.
 
 GET /characters/{id} answers one; GET /characters?ids=1,2,3 answers several, fetched
-concurrently, in the order asked. The upstream's 404 is a 404; its failures are 503 or 504.
+concurrently, in the order asked. The upstream's 404 is a 404; its failures are 503 or 504,
+unless the cache holds an answer recent enough to serve instead. `Age` says how old the answer
+is (the oldest, for several) when it comes from the cache.
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from pydantic import BeforeValidator, Field
 
 from ..domain.characters import Character, CharactersApi
+from ..resilience.cache import Cached, ReadThroughCache
 from ..errors import Problem
 from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
 from ..settings import Settings
@@ -25,8 +28,13 @@ MAX_IDS = 20
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     policy = UpstreamPolicy.from_settings(settings, "characters", settings.characters_api_url)
+    cache = ReadThroughCache[Character | None](
+        "characters",
+        ttl=settings.characters_cache_ttl_seconds,
+        stale_for=settings.characters_cache_stale_seconds,
+    )
     async with open_upstream(app, policy) as upstream:
-        yield {"characters_api": CharactersApi(upstream)}
+        yield {"characters_api": CharactersApi(upstream, cache)}
 
 
 async def get_characters_api(request: Request) -> CharactersApi:
@@ -61,17 +69,30 @@ router = APIRouter(
 
 
 @router.get("/{character_id}", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})
-async def get_character(character_id: CharacterId, api: CharactersApiDep) -> Character:
-    character = await api.get(character_id)
-    if character is None:
+async def get_character(
+    character_id: CharacterId, api: CharactersApiDep, response: Response
+) -> Character:
+    cached = await api.get(character_id)
+    if cached.value is None:
         raise HTTPException(404, f"Character {character_id} does not exist")
-    return character
+    set_age(response, [cached])
+    return cached.value
 
 
 @router.get("", responses={**NOT_FOUND, **UPSTREAM_RESPONSES})
-async def get_characters(ids: CharacterIds, api: CharactersApiDep) -> list[Character]:
-    characters = await api.get_many(ids)
-    missing = list(dict.fromkeys(i for i, c in zip(ids, characters) if c is None))
+async def get_characters(
+    ids: CharacterIds, api: CharactersApiDep, response: Response
+) -> list[Character]:
+    answers = await api.get_many(ids)
+    missing = list(dict.fromkeys(i for i, a in zip(ids, answers) if a.value is None))
     if missing:
         raise HTTPException(404, f"No character with id {', '.join(map(str, missing))}")
-    return [character for character in characters if character is not None]
+    set_age(response, answers)
+    return [answer.value for answer in answers if answer.value is not None]
+
+
+def set_age(response: Response, answers: list[Cached[Character | None]]) -> None:
+    """`Age` (RFC 9111) when the answer, or its oldest part, came from the cache."""
+    age = max(answer.age for answer in answers)
+    if age > 0:
+        response.headers["Age"] = str(int(age))

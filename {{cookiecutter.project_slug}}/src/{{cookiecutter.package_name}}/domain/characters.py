@@ -1,5 +1,6 @@
 """Characters from the seed talk's public API (Rick and Morty), fetched through a resilient
-upstream: one at a time, or many at once, concurrently, through the upstream's bulkhead."""
+upstream behind a read-through cache: one at a time, or many at once, concurrently, through the
+upstream's bulkhead. Each answer comes with its age (0 when fresh from the API)."""
 
 import asyncio
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..resilience import Upstream, UpstreamError
+from ..resilience.cache import Cached, ReadThroughCache
 from ..resilience.errors import UpstreamNotFound
 
 
@@ -22,11 +24,16 @@ class Character(BaseModel):
 
 
 class CharactersApi:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, cache: ReadThroughCache[Character | None]) -> None:
         self.upstream = upstream
+        self.cache = cache
 
-    async def get(self, character_id: int) -> Character | None:
-        """The character, or None when the API has no character with that id."""
+    async def get(self, character_id: int) -> Cached[Character | None]:
+        """The character (None when the API has none with that id), from the cache when fresh,
+        with its age."""
+        return await self.cache.get(character_id, lambda: self.fetch(character_id))
+
+    async def fetch(self, character_id: int) -> Character | None:
         try:
             data: Any = await self.upstream.get_json(f"/character/{character_id}")
         except UpstreamNotFound:
@@ -37,7 +44,7 @@ class CharactersApi:
             detail = "answered with a body that is not a character"
             raise UpstreamError(self.upstream.name, detail) from None
 
-    async def get_many(self, ids: list[int]) -> list[Character | None]:
+    async def get_many(self, ids: list[int]) -> list[Cached[Character | None]]:
         """Each id's character (None where there is none), in the order asked, fetched
         concurrently, each id once. Every call runs to its end, so that the first failure is
         reported without cancelling calls the breaker is judging."""

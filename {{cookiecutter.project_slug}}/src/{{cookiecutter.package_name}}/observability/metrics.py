@@ -56,6 +56,11 @@ LATENCY = Histogram(
 UPSTREAM_RETRIES = Counter(
     "upstream_retries_total", "Retried calls to an upstream service.", ["upstream"]
 )
+UPSTREAM_CACHE = Counter(
+    "upstream_cache_total",
+    "Answers of an upstream's read-through cache: hit, miss (one upstream call) or stale.",
+    ["upstream", "result"],
+)
 BREAKER_STATE = Gauge(
     "upstream_circuit_breaker_state",
     "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open (max over workers).",
@@ -75,6 +80,10 @@ BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 def record_retry(upstream: str) -> None:
     UPSTREAM_RETRIES.labels(upstream).inc()
+
+
+def record_cache(upstream: str, result: str) -> None:
+    UPSTREAM_CACHE.labels(upstream, result).inc()
 
 
 def record_breaker_state(upstream: str, state: str) -> None:
