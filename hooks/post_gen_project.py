@@ -23,6 +23,9 @@ def remove_examples() -> None:
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",
+        PACKAGE_DIR / "api" / "primes.py",
+        PACKAGE_DIR / "domain" / "primes.py",
+        Path("tests") / "test_primes.py",
         Path("tests") / "test_articles.py",
         Path("tests") / "test_characters.py",
     )

@@ -9,6 +9,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,28 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     invalid = httpx.post(url, json={"name": "", "price": -1})
     assert invalid.status_code == 422
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
+
+
+def test_cpu_heavy_work_leaves_the_service_responsive(installed: Baked, service: Service) -> None:
+    """While a process computes the millionth prime, the live probe is answered: first the
+    baseline latency, then the latency with the work running (printed), and the probe's answer
+    comes before the prime's."""
+    if not installed.context["include_examples"]:
+        pytest.skip("include_examples is off")
+    live = f"{service.url}/health/live"
+    assert httpx.get(f"{service.url}/api/v1/primes/1000").json()["prime"] == 7919  # pool up
+    started = time.monotonic()
+    assert httpx.get(live).status_code == 200
+    idle_ms = (time.monotonic() - started) * 1000
+    with ThreadPoolExecutor(1) as thread:
+        prime = thread.submit(httpx.get, f"{service.url}/api/v1/primes/1000000", timeout=60)
+        time.sleep(0.1)  # the job is in the pool
+        started = time.monotonic()
+        assert httpx.get(live).status_code == 200
+        busy_ms = (time.monotonic() - started) * 1000
+        assert not prime.done()  # answered while the CPU work still ran
+        assert prime.result().json() == {"n": 1000000, "prime": 15485863}
+    print(f"\n/health/live: {idle_ms:.1f} ms idle, {busy_ms:.1f} ms beside the CPU work")
 
 
 def handshake_status(url: str, **options: Any) -> int:

@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from . import __version__, health
 {%- set routers = [] %}
-{%- if cookiecutter.include_examples %}{% set routers = routers + ["articles", "characters"] %}{% endif %}
+{%- if cookiecutter.include_examples %}{% set routers = routers + ["articles", "characters", "primes"] %}{% endif %}
 {%- if cookiecutter.auth != "none" %}{% set routers = routers + ["me"] %}{% endif %}
 {%- if cookiecutter.include_realtime %}{% set routers = routers + ["realtime"] %}{% endif %}
 {%- if cookiecutter.auth == "jwt" %}{% set routers = routers + ["tokens"] %}{% endif %}
@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.include_examples %}
     app.include_router(articles.router)
     app.include_router(characters.router)
+    app.include_router(primes.router)  # CPU-heavy work in a process pool
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
     app.include_router(realtime.router)

@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     # this much longer when the API fails (0: never stale).
     characters_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=86_400)
     characters_cache_stale_seconds: float = Field(default=600.0, ge=0, le=604_800)
+    # The CPU-heavy example (api/primes.py): processes in its pool (0: one thread instead, for
+    # where processes cannot start, e.g. AWS Lambda), and jobs allowed to wait for one.
+    cpu_workers: int = Field(default=2, ge=0, le=64)
+    cpu_max_queued: int = Field(default=8, ge=0, le=1000)
 {%- endif %}
 {%- if cookiecutter.include_realtime %}
 

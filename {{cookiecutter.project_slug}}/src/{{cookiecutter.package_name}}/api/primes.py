@@ -1,0 +1,107 @@
+"""/api/v1/primes: an example of CPU-heavy work kept off the event loop.
+
+`GET /primes/{n}` computes the n-th prime in a process pool opened by this router's lifespan
+(CPU_WORKERS processes, started on first use), so the event loop keeps serving every other
+request meanwhile. At most CPU_MAX_QUEUED jobs wait for a process; beyond that a request gets a
+503 problem with Retry-After at once, rather than a queue that only grows. CPU_WORKERS=0 runs the
+jobs in a thread instead (where processes cannot be started, e.g. AWS Lambda): off the loop, but
+sharing the interpreter's lock with it.
+
+The route also shows FastAPI's `BackgroundTasks`: a log line written after the response is sent.
+Use them for fire-and-forget work whose loss is harmless (they run in this process, after the
+response, and die with it); anything that must not be lost belongs in a queue.
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Path, Request
+from pydantic import BaseModel
+
+from ..domain.primes import MAX_N, nth_prime
+from ..errors import Problem
+from ..security.rate_limit import RATE_LIMITED
+from ..settings import Settings
+from . import API_PREFIX
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 1
+
+
+class CpuPool:
+    """A process pool with a bounded line: `run` refuses when every place is taken."""
+
+    def __init__(self, executor: Executor, workers: int, max_queued: int) -> None:
+        self.executor = executor
+        self.places = max(workers, 1) + max_queued
+        self.in_use = 0
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        if self.in_use >= self.places:
+            raise HTTPException(
+                503,
+                "Too much CPU-heavy work is queued; try again later.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        self.in_use += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        finally:
+            self.in_use -= 1
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    settings: Settings = app.state.settings
+    executor: Executor
+    if settings.cpu_workers:
+        # spawn: a fresh interpreter per process, never a fork of this one's threads and loop.
+        context = multiprocessing.get_context("spawn")
+        executor = ProcessPoolExecutor(settings.cpu_workers, mp_context=context)
+    else:
+        executor = ThreadPoolExecutor(1, thread_name_prefix="cpu")
+    try:
+        yield {"cpu_pool": CpuPool(executor, settings.cpu_workers, settings.cpu_max_queued)}
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def get_cpu_pool(request: Request) -> CpuPool:
+    pool: CpuPool = request.state.cpu_pool
+    return pool
+
+
+CpuPoolDep = Annotated[CpuPool, Depends(get_cpu_pool)]
+N = Annotated[int, Path(ge=1, le=MAX_N, description="Which prime: 1 for 2, 2 for 3...")]
+router = APIRouter(
+    prefix=f"{API_PREFIX}/primes", tags=["primes"], lifespan=lifespan, responses=RATE_LIMITED
+)
+
+
+class Prime(BaseModel):
+    n: int
+    prime: int
+
+
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Problem, "description": "The CPU pool's line is full; see Retry-After"}
+}
+
+
+def log_computed(n: int, seconds: float) -> None:
+    logger.info("prime computed", extra={"n": n, "seconds": round(seconds, 3)})
+
+
+@router.get("/{n}", responses=BUSY)
+async def get_prime(n: N, pool: CpuPoolDep, background: BackgroundTasks) -> Prime:
+    started = time.perf_counter()
+    prime = await pool.run(nth_prime, n)
+    background.add_task(log_computed, n, time.perf_counter() - started)  # after the response
+    return Prime(n=n, prime=prime)
