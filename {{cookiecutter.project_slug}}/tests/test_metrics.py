@@ -132,7 +132,8 @@ def test_a_uvicorn_worker_without_a_metrics_directory_refuses_to_start(
         with TestClient(production_app()):
             pass
     [line] = [line for line in capsys.readouterr().out.splitlines() if "ERROR: " in line]
-    assert "uvicorn --workers" in line and "python -m {{ cookiecutter.package_name }}" in line
+    assert "uvicorn --workers" in line
+    assert "python -m {{ cookiecutter.package_name }}" in line
 
 
 def test_a_gunicorn_worker_without_a_metrics_directory_refuses_to_start(

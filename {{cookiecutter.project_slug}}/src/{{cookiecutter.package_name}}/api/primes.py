@@ -15,6 +15,7 @@ response, and die with it); anything that must not be lost belongs in a queue.
 import asyncio
 import logging
 import multiprocessing
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -57,6 +58,12 @@ class CpuPool:
             self.in_use -= 1
 
 
+def ignore_stop_signals() -> None:
+    """In each pool process: Ctrl-C and SIGTERM are for the service, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
@@ -64,13 +71,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     if settings.cpu_workers:
         # spawn: a fresh interpreter per process, never a fork of this one's threads and loop.
         context = multiprocessing.get_context("spawn")
-        executor = ProcessPoolExecutor(settings.cpu_workers, mp_context=context)
+        executor = ProcessPoolExecutor(
+            settings.cpu_workers, mp_context=context, initializer=ignore_stop_signals
+        )
     else:
         executor = ThreadPoolExecutor(1, thread_name_prefix="cpu")
     try:
         yield {"cpu_pool": CpuPool(executor, settings.cpu_workers, settings.cpu_max_queued)}
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        # Waits for the jobs already running (at most seconds), so every process exits cleanly.
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 async def get_cpu_pool(request: Request) -> CpuPool:
