@@ -81,6 +81,10 @@ class Baked:
             # Nothing listens on port 1: the service starts; its readiness says the database is
             # down (tests/test_database.py serves from a real PostgreSQL).
             secrets[f"{prefix}_DATABASE_URL"] = "postgresql+asyncpg://app:secret@127.0.0.1:1/db"
+        if self.context["messaging"] == "rabbitmq":
+            # Refused outside development: RabbitMQ's guest. Nothing listens on port 1 (the
+            # messaging self-tests serve with a real RabbitMQ).
+            secrets[f"{prefix}_BROKER_URL"] = "amqp://app:secret@127.0.0.1:1/"
         if self.context["auth"] == "api_key":
             digest = hashlib.sha256(b"an-api-key-of-the-template-tests").hexdigest()
             secrets[f"{prefix}_API_KEY_DIGESTS"] = f"ops:{digest}"

@@ -28,6 +28,13 @@ from .api import {{ routers | join(", ") }}
 from .db import Database, DatabaseUnavailable, database_unavailable
 {%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
+from .messaging.broker import Broker
+from .messaging.outbox import Relay
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+from .messaging.broker import BrokerUnavailable
+from .messaging.publisher import Publisher, broker_unavailable
+{%- endif %}
 from .health import HealthChecks{% if cookiecutter.database != "none" %}, register_check{% endif %}
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
@@ -71,13 +78,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limits.running(),
             worker_metrics(),
             database.running() as sessions,  # the pool, shared by this process's requests
+{%- if cookiecutter.messaging == "rabbitmq" %}
+            Relay(settings, sessions, Broker(settings)).running() as relay,  # the outbox's
+{%- endif %}
+        ):
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+        async with (
+            tracing.running(),
+            rate_limits.running(),
+            worker_metrics(),
+            Publisher(settings).running() as publisher,  # events, after each write
         ):
 {%- else %}
         async with tracing.running(), rate_limits.running(), worker_metrics():
 {%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()
-{%- if cookiecutter.auth != "none" and cookiecutter.database != "none" %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+            yield {
+                "rate_limits": rate_limits,
+{%- if cookiecutter.database != "none" %}
+                "sessions": sessions,  # db.SessionDep opens one per request
+                "relay": relay,  # messaging.outbox.EventsDep wakes it after each commit
+{%- else %}
+                "publisher": publisher,  # messaging.publisher.EventsDep
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+                **auth_state(settings),
+{%- endif %}
+            }
+{%- elif cookiecutter.auth != "none" and cookiecutter.database != "none" %}
             yield {
                 "rate_limits": rate_limits,
                 "sessions": sessions,  # db.SessionDep opens one per request
@@ -110,6 +140,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
             DatabaseUnavailable: database_unavailable,
+        },
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            UpstreamError: upstream_error,
+            BrokerUnavailable: broker_unavailable,
         },
 {%- else %}
         exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},
