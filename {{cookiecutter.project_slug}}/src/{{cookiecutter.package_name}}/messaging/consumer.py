@@ -129,19 +129,19 @@ class Consumer:
                 await self.fail(message, kind, attempt, error)
                 return
             await message.ack()
-        if outcome == "handled":
-            CONSUMED.labels(kind).inc()
-        else:
-            DUPLICATES.inc()
-        logger.info(
-            outcome,
-            extra={
-                "event": kind,
-                "message_id": message.message_id,
-                "attempt": attempt,
-                "redelivered": message.redelivered,
-            },
-        )
+            if outcome == "handled":
+                CONSUMED.labels(kind).inc()
+            else:
+                DUPLICATES.inc()
+            logger.info(  # inside the span: the line carries the trace id
+                outcome,
+                extra={
+                    "event": kind,
+                    "message_id": message.message_id,
+                    "attempt": attempt,
+                    "redelivered": message.redelivered,
+                },
+            )
 
 {%- if cookiecutter.database != "none" %}
 
