@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .combinations import combination_params
+from .rabbitmq import RabbitMQ, rabbitmq  # noqa: F401 (a fixture)
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 METRICS_TOKEN = "a-metrics-token-of-the-template-tests-0123"
@@ -148,3 +149,13 @@ def publisher(installed: Baked) -> Publisher:
         settings = {f"{prefix}_JWT_SECRET": secret}
         return Publisher(settings, {"Authorization": f"Bearer {token}"}, ["bearer", token])
     return Publisher({}, {}, [])
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest, installed: Baked) -> dict[str, str]:
+    """The settings that let a served bake write articles: with messaging=rabbitmq and no
+    database, a write needs its broker up (else a 503), so the private RabbitMQ's URL."""
+    if installed.context["messaging"] != "rabbitmq" or installed.context["database"] != "none":
+        return {}
+    node: RabbitMQ = request.getfixturevalue("rabbitmq")
+    return {f"{installed.package.upper()}_BROKER_URL": node.url}

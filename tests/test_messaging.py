@@ -5,20 +5,15 @@ killed in the middle of a message; a poison message. The outbox's checks serve f
 PostgreSQL. They run once per way events leave (an outbox, or a publish after the write), in
 the first combination of each (tests/combinations.py), not in every combination."""
 
-import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,123 +21,12 @@ import pytest
 
 from .combinations import COMBINATIONS, first_with_messaging
 from .conftest import Baked, run
+from .rabbitmq import RabbitMQ
 from .served import Service, free_port, running
 from .test_database import Postgres, alembic, database_name, migrated, postgres  # noqa: F401
 
 serving = contextmanager(running)
 URL = "/api/v1/articles"
-START_SECONDS = 60
-
-
-@dataclass
-class RabbitMQ:
-    """A throwaway node: its own data and log folders, its own epmd, 127.0.0.1 only."""
-
-    folder: Path
-    port: int
-    dist_port: int
-    epmd_port: int
-    epmd: subprocess.Popen[bytes] | None = None
-    server: subprocess.Popen[bytes] | None = None
-    pids: list[int] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"  # guest: loopback only
-
-    def command(self, *args: str) -> list[str]:
-        # The server refuses to run as root: as root, run it as `rabbitmq`.
-        as_rabbitmq = ["runuser", "-u", "rabbitmq", "--"] if os.geteuid() == 0 else []
-        env = {
-            "HOME": str(self.folder),  # its Erlang cookie
-            "RABBITMQ_NODENAME": f"template-{self.port}@localhost",
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "ERL_EPMD_PORT": str(self.epmd_port),
-            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
-            "RABBITMQ_PID_FILE": str(self.folder / "rabbitmq.pid"),
-            # No plugins (the packaged management plugin would listen on 15672), no config.
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq"),
-        }
-        return [*as_rabbitmq, "env", *(f"{k}={v}" for k, v in env.items()), *args]
-
-    def start(self) -> None:
-        if self.epmd is None:
-            # Its own epmd (Erlang's name server) on a free port, rather than the machine's.
-            epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-            self.epmd = subprocess.Popen([epmd, "-port", str(self.epmd_port)])
-        log = (self.folder / "server.out").open("ab")
-        self.server = subprocess.Popen(
-            self.command(shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + START_SECONDS
-        while not accepts(self.port):
-            if time.monotonic() > deadline or self.server.poll() is not None:
-                output = (self.folder / "server.out").read_text(errors="replace")
-                pytest.fail(f"RabbitMQ did not start:\n{output[-3000:]}")
-            time.sleep(0.2)
-        self.pids.append(int((self.folder / "rabbitmq.pid").read_text().strip()))
-
-    def stop(self) -> None:
-        """SIGTERM to the broker's own process group; waits until all of it has exited (the
-        Erlang VM outlives its launcher by a few seconds)."""
-        for pid in self.pids:
-            try:
-                group = os.getpgid(pid)
-            except ProcessLookupError:
-                continue
-            os.killpg(group, signal.SIGTERM)
-            wait_for_group(group)
-        self.pids.clear()
-        if self.server is not None:
-            self.server.wait(timeout=30)
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_for_group(group: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.killpg(group, signal.SIGKILL)
-
-
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[RabbitMQ]:
-    if shutil.which("rabbitmq-server") is None and not Path("/usr/sbin/rabbitmq-server").exists():
-        pytest.fail("RabbitMQ is not installed (apt-get install rabbitmq-server; .ci/run does)")
-    # Not under pytest's temporary folder: as root, that one is closed to the rabbitmq user.
-    folder = Path(tempfile.mkdtemp(prefix="template-rabbitmq-"))
-    (folder / "enabled_plugins").write_text("[].\n")
-    if os.geteuid() == 0:
-        for path in (folder, folder / "enabled_plugins"):
-            shutil.chown(path, "rabbitmq")
-    node = RabbitMQ(folder, free_port(), free_port(), free_port())
-    try:
-        node.start()
-        yield node
-    finally:
-        node.stop()
-        if node.epmd is not None:
-            node.epmd.terminate()
-            node.epmd.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def on_messaging(request: pytest.FixtureRequest, installed: Baked, database: str) -> Baked:

@@ -146,14 +146,19 @@ class Relay:
                 .limit(self.settings.outbox_batch_size)
                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
             )
-            for row in rows:
-                outgoing = Event(row.type, row.data, row.message_id, row.headers)
-                try:
-                    await self.broker.publish_event(to_message(outgoing), row.type)
-                except BrokerUnavailable as error:
-                    failure = error
-                    break
-                published.append(row.id)
+            batch = list(rows)
+            # All sent at once on the confirming channel, each awaiting its own confirm: one
+            # round trip per batch rather than per row.
+            results = await asyncio.gather(
+                *(self.publish(row) for row in batch), return_exceptions=True
+            )
+            for row, result in zip(batch, results):
+                if isinstance(result, BrokerUnavailable):
+                    failure = result
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    published.append(row.id)
             # What the broker confirmed is marked (and committed), even if a later one failed.
             if published:
                 marked = update(OutboxRow).where(OutboxRow.id.in_(published))
@@ -162,6 +167,10 @@ class Relay:
         if failure is not None:
             raise failure
         return len(published)
+
+    async def publish(self, row: OutboxRow) -> None:
+        outgoing = Event(row.type, row.data, row.message_id, row.headers)
+        await self.broker.publish_event(to_message(outgoing), row.type)
 
     async def prune(self) -> None:
         """Deletes the rows published longer ago than RETENTION, at most once a minute."""
