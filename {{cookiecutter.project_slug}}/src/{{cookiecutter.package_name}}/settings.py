@@ -149,8 +149,14 @@ class Settings(BaseSettings):
     # development the local broker (DEVELOPMENT_BROKER_URL); refused everywhere else.
     broker_url: SecretStr = SecretStr("")
     # Where events are published (a topic exchange) and the worker's queue on it (durable).
-    broker_exchange: str = Field(default="{{ cookiecutter.project_slug }}.events", min_length=1)
-    broker_queue: str = Field(default="{{ cookiecutter.project_slug }}.worker", min_length=1)
+    broker_exchange: str = Field(
+        default="{{ cookiecutter.project_slug }}.events",
+        min_length=1,
+    )
+    broker_queue: str = Field(
+        default="{{ cookiecutter.project_slug }}.worker",
+        min_length=1,
+    )
     # Seconds to wait for the broker's confirm of one publish (or to connect) before giving up
     broker_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     broker_prefetch: int = Field(default=16, ge=1, le=1000)  # unacked messages per worker
