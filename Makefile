@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks bench bench-database bench-instructions bench-resilience clean
+.PHONY: demo test test-hooks bench bench-database bench-instructions bench-resilience bench-messaging clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -46,6 +46,9 @@ bench-instructions: $(BIN)/cookiecutter ## Instructions per request, layer by la
 
 bench-resilience: $(BIN)/cookiecutter ## The upstream client: sequential vs concurrent calls, overhead vs raw httpx2
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/resilience.py $(BENCH_ARGS)
+
+bench-messaging: $(BIN)/cookiecutter ## The outbox's cost per write, events/s and end-to-end latency (needs postgresql, rabbitmq-server)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/messaging.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .cache .pytest_cache

@@ -102,6 +102,27 @@ def remove_example_migration() -> None:
     )
 
 
+def remove_messaging() -> None:
+    shutil.rmtree(PACKAGE_DIR / "messaging", ignore_errors=True)
+    remove_paths(
+        PACKAGE_DIR / "worker.py",
+        Path("migrations") / "versions" / "0002_create_outbox.py",
+        Path("deploy") / "k8s" / "worker-deployment.yaml",
+        Path("tests") / "test_messaging.py",
+        Path("tests") / "fake_broker.py",
+    )
+
+
+def remove_outbox() -> None:
+    """Without a database, events are published right after the write (publisher.py)."""
+    remove_paths(PACKAGE_DIR / "messaging" / "outbox.py")
+
+
+def remove_direct_publisher() -> None:
+    """With a database, the outbox publishes (outbox.py)."""
+    remove_paths(PACKAGE_DIR / "messaging" / "publisher.py")
+
+
 def remove_empty_domain() -> None:
     domain = PACKAGE_DIR / "domain"
     if domain.is_dir() and [p.name for p in domain.iterdir()] == ["__init__.py"]:
@@ -181,6 +202,12 @@ def main() -> None:
         remove_example_migration()
     if "{{ cookiecutter.database }}" == "sqlite":
         remove_migration_job()
+    if "{{ cookiecutter.messaging }}" == "none":
+        remove_messaging()
+    elif "{{ cookiecutter.database }}" == "none":
+        remove_outbox()
+    else:
+        remove_direct_publisher()
     remove_empty_domain()
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.

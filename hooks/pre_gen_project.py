@@ -21,6 +21,7 @@ DEPENDENCY_MODULES = frozenset(
         "watchfiles", "websockets",
         "argon2", "jwt", "multipart", "pwdlib", "python_multipart",  # auth=jwt
         "aiosqlite", "alembic", "asyncpg", "greenlet", "mako", "sqlalchemy",  # database
+        "aio_pika", "aiormq", "pamqp", "yarl",  # messaging
     }
 )  # fmt: skip
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$")
@@ -37,6 +38,7 @@ CHOICES = {
     "auth": ("none", "api_key", "jwt"),
     "rate_limit_storage": ("memory", "redis"),
     "database": ("postgresql", "sqlite", "none"),
+    "messaging": ("none", "rabbitmq"),
 }
 BOOLEANS = ("include_examples", "include_realtime", "aws_lambda")
 # What cookiecutter reads as a boolean on the command line (2.7 and later converts them).

@@ -14,12 +14,13 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "include_examples": False,
         "include_realtime": False,
     },
-    "py3.13-jwt-redis-no_realtime-no_database": {
+    "py3.13-jwt-redis-no_realtime-no_database-rabbitmq": {
         "python_version": "3.13",
         "include_realtime": False,
         "auth": "jwt",
         "rate_limit_storage": "redis",
         "database": "none",
+        "messaging": "rabbitmq",
     },
     "py3.12-api_key-lambda-no_examples-sqlite": {
         "include_examples": False,
@@ -32,6 +33,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "auth": "jwt",
         "rate_limit_storage": "redis",
         "aws_lambda": True,
+        "messaging": "rabbitmq",
         "project_name": 'Motor de "Precios" Mayoristas — ñandú',
         "project_slug": "wholesale-pricing-engine-for-stores-v2",
         "description": "Prices \"wholesale\" items; it's <fast> & safe \\ 100%",
@@ -46,6 +48,19 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
 # here, not in every combination.
 def first_with_database(value: str) -> str:
     return next(n for n, c in COMBINATIONS.items() if c.get("database", "postgresql") == value)
+
+
+# Likewise the checks on a real RabbitMQ: once per `database` value that changes how events
+# leave (an outbox, or a publish after the write), in the first combination with messaging on.
+def first_with_messaging(database: str) -> str | None:
+    return next(
+        (
+            name
+            for name, c in COMBINATIONS.items()
+            if c.get("messaging") == "rabbitmq" and c.get("database", "postgresql") == database
+        ),
+        None,
+    )
 
 
 def combination_params() -> list[Any]:

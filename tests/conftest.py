@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .combinations import combination_params
+from .rabbitmq import RabbitMQ, rabbitmq  # noqa: F401 (a fixture)
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 METRICS_TOKEN = "a-metrics-token-of-the-template-tests-0123"
@@ -81,6 +82,10 @@ class Baked:
             # Nothing listens on port 1: the service starts; its readiness says the database is
             # down (tests/test_database.py serves from a real PostgreSQL).
             secrets[f"{prefix}_DATABASE_URL"] = "postgresql+asyncpg://app:secret@127.0.0.1:1/db"
+        if self.context["messaging"] == "rabbitmq":
+            # Refused outside development: RabbitMQ's guest. Nothing listens on port 1 (the
+            # messaging self-tests serve with a real RabbitMQ).
+            secrets[f"{prefix}_BROKER_URL"] = "amqp://app:secret@127.0.0.1:1/"
         if self.context["auth"] == "api_key":
             digest = hashlib.sha256(b"an-api-key-of-the-template-tests").hexdigest()
             secrets[f"{prefix}_API_KEY_DIGESTS"] = f"ops:{digest}"
@@ -146,3 +151,13 @@ def publisher(installed: Baked) -> Publisher:
         settings = {f"{prefix}_JWT_SECRET": secret}
         return Publisher(settings, {"Authorization": f"Bearer {token}"}, ["bearer", token])
     return Publisher({}, {}, [])
+
+
+@pytest.fixture(scope="session")
+def broker(request: pytest.FixtureRequest, installed: Baked) -> dict[str, str]:
+    """The settings that let a served bake write articles: with messaging=rabbitmq and no
+    database, a write needs its broker up (else a 503), so the private RabbitMQ's URL."""
+    if installed.context["messaging"] != "rabbitmq" or installed.context["database"] != "none":
+        return {}
+    node: RabbitMQ = request.getfixturevalue("rabbitmq")
+    return {f"{installed.package.upper()}_BROKER_URL": node.url}

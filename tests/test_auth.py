@@ -74,7 +74,7 @@ def test_without_auth_no_protected_route_exists(installed: Baked) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_key(installed: Baked) -> Iterator[tuple[Service, str]]:
+def api_key(installed: Baked, broker: dict[str, str]) -> Iterator[tuple[Service, str]]:
     """The service in production with one key, made by `make api-key`'s module."""
     only_for(installed, "api_key")
     key_line, pair_line = python_module(installed, "security.api_keys", "ci").splitlines()
@@ -84,6 +84,7 @@ def api_key(installed: Baked) -> Iterator[tuple[Service, str]]:
         **installed.production_secrets(),
         f"{prefix}_ENVIRONMENT": "production",
         f"{prefix}_API_KEY_DIGESTS": pair,
+        **broker,
     }
     for service in running(installed.path, installed.package, settings):
         yield service, key
@@ -142,7 +143,7 @@ def test_api_key_production_refuses_to_start_without_keys(installed: Baked) -> N
 
 
 @pytest.fixture(scope="module")
-def jwt_service(installed: Baked) -> Iterator[Service]:
+def jwt_service(installed: Baked, broker: dict[str, str]) -> Iterator[Service]:
     """The service in production with its own secret and its users, hashed by `make
     password-hash`'s module: alice may write articles, carol publish realtime messages, bob
     has no scope."""
@@ -167,6 +168,7 @@ def jwt_service(installed: Baked) -> Iterator[Service]:
         f"{prefix}_JWT_USERS": json.dumps(users),
         # These tests sign in many times from one address (the limit has its own tests).
         f"{prefix}_RATE_LIMIT_SIGN_IN": "1000/minute",
+        **broker,
     }
     yield from running(installed.path, installed.package, settings)
 
@@ -260,13 +262,15 @@ def test_jwt_production_refuses_to_start_without_users(installed: Baked) -> None
     assert f"{prefix}_JWT_USERS: must list at least one user" in result.stderr
 
 
-def test_jwt_make_dev_user_is_the_one_step_to_sign_in_and_write(installed: Baked) -> None:
+def test_jwt_make_dev_user_is_the_one_step_to_sign_in_and_write(
+    installed: Baked, broker: dict[str, str]
+) -> None:
     """`make dev-user` writes a user holding every scope to .env; the service then signs it in."""
     only_for(installed, "jwt")
     try:
         printed = run(["make", "dev-user"], installed.path).stdout
         password = re.findall(r"password: (\S+)", printed)[-1]
-        for service in running(installed.path, installed.package):
+        for service in running(installed.path, installed.package, broker):
             token = bearer(sign_in(service, "dev", password))
             me = httpx.get(f"{service.url}/api/v1/me", headers=token).json()
             written = httpx.post(f"{service.url}/api/v1/articles", json=ARTICLE, headers=token)

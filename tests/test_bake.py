@@ -150,6 +150,8 @@ def test_unselected_features_leave_no_trace(baked: Baked) -> None:
         words += ["sqlalchemy", "alembic", "SessionDep", "DATABASE_URL", "database_url"]
     if baked.context["database"] != "postgresql":
         words += ["asyncpg", "PRODUCTION_DATABASE_URL"]
+    if baked.context["messaging"] == "none":
+        words += ["aio_pika", "broker_url", "BROKER_URL", "EventsDep", "article_event", "outbox"]
     code = [p for p in baked.text_files() if p.suffix == ".py"]
     mentions = [
         f"{p.relative_to(baked.path)}: {word}" for p in code for word in words if word in p.read_text()
@@ -257,9 +259,10 @@ def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None
 
 
 @pytest.fixture(scope="module")
-def service(installed: Baked, publisher: Publisher) -> Iterator[Service]:
+def service(installed: Baked, publisher: Publisher, broker: dict[str, str]) -> Iterator[Service]:
     json_logs = {f"{installed.package.upper()}_LOG_FORMAT": "json"}  # read as data below
-    yield from running(installed.path, installed.package, {**publisher.settings, **json_logs})
+    settings = {**publisher.settings, **json_logs, **broker}
+    yield from running(installed.path, installed.package, settings)
 
 
 def test_the_service_answers_health_and_a_valid_openapi(service: Service) -> None:

@@ -40,6 +40,7 @@ GOOD = {
     "auth": "none",
     "rate_limit_storage": "memory",
     "database": "postgresql",
+    "messaging": "none",
     "aws_lambda": False,
 }
 
@@ -74,6 +75,7 @@ def test_good_answers_pass() -> None:
         ("python_version", "3.9", "python_version='3.9' is not offered; use 3.11, 3.12 or 3.13"),
         ("auth", "API key", "auth='API key' is not offered; use none, api_key or jwt"),
         ("database", "mysql", "database='mysql' is not offered; use postgresql, sqlite or none"),
+        ("messaging", "kafka", "messaging='kafka' is not offered; use none or rabbitmq"),
         ("package_name", "sqlalchemy", "would shadow the 'sqlalchemy' module"),
         ("include_examples", "maybe", "include_examples='maybe' is not true or false"),
         # cookiecutter 2.6 passes command-line booleans on as text, which every {% if %} takes for

@@ -14,6 +14,9 @@ from {{ cookiecutter.package_name }}.db import Base, database_url
 {%- if cookiecutter.include_examples %}
 from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table joins Base)
 {%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+from {{ cookiecutter.package_name }}.messaging import outbox  # noqa: F401 (its tables join Base)
+{%- endif %}
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 # Import every module that defines models above, or autogenerate would drop their tables.

@@ -31,6 +31,8 @@ from pathlib import Path
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 from typing import Any, TypeVar
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+from typing import Any, cast
 {%- else %}
 from typing import Any
 {%- endif %}
@@ -49,7 +51,14 @@ from {{ cookiecutter.package_name }}.db import Base
 {%- if cookiecutter.database != "none" and cookiecutter.include_examples %}
 from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table)
 {%- endif %}
+{%- if cookiecutter.database != "none" and cookiecutter.messaging == "rabbitmq" %}
+from {{ cookiecutter.package_name }}.messaging import outbox  # noqa: F401 (its tables)
+{%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
+from {{ cookiecutter.package_name }}.messaging.broker import Broker
+from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
+{%- endif %}
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 {%- if cookiecutter.auth != "none" %}
@@ -57,6 +66,9 @@ from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 from .credentials import AUTH_SETTINGS, PRODUCTION_SETTINGS, SERVER_ENV, auth_headers
 {%- endif %}
 
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
+from .fake_broker import FakeBroker
+{%- endif %}
 from .upstream import FakeUpstream, serving
 
 LogLines = Callable[[], list[dict[str, Any]]]
@@ -67,6 +79,15 @@ METRICS_TOKEN = "metrics-token-of-the-tests-0123456789"
 {%- if cookiecutter.database == "postgresql" %}
 # Production requires PostgreSQL; nothing listens on port 1, so nothing is changed there.
 PRODUCTION_DATABASE_URL = "postgresql+asyncpg://service:secret@127.0.0.1:1/service"
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+# Production refuses RabbitMQ's guest; nothing listens on port 1.
+PRODUCTION_BROKER_URL = "amqp://service:secret@127.0.0.1:1/"
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
+# A RabbitMQ for the real server's writes (amqp://guest:guest@127.0.0.1:5672/ in CI).
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "")
+NO_BROKER_URL = "amqp://guest:guest@127.0.0.1:1/"
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -84,6 +105,9 @@ def production_settings(**overrides: Any) -> dict[str, Any]:
     }
 {%- else %}
     required = {**PRODUCTION_SETTINGS, "metrics_token": METRICS_TOKEN}
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    required["broker_url"] = PRODUCTION_BROKER_URL
 {%- endif %}
     return {**required, "environment": "production", **overrides}
 {%- if cookiecutter.database != "none" %}
@@ -132,9 +156,19 @@ def settings() -> Settings:
 {%- endif %}
 
 
+{% if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" -%}
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The app, its events published to a fake broker (the template's tests use RabbitMQ)."""
+    app = create_app(settings)
+    publisher = Publisher(settings, cast(Broker, FakeBroker()))
+    app.dependency_overrides[get_events] = lambda: publisher
+    return app
+{%- else -%}
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return create_app(settings)
+{%- endif %}
 
 
 @pytest.fixture
@@ -269,7 +303,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    # Nothing listens on port 1: without TEST_BROKER_URL the broker is down.
+    server = start_server({f"{ENV_PREFIX}BROKER_URL": TEST_BROKER_URL or NO_BROKER_URL})
+{%- else %}
     server = start_server()
+{%- endif %}
 {%- endif %}
     yield server
     if server.process.poll() is None:

@@ -20,6 +20,9 @@ UNSAFE_VALUES: dict[str, Any] = {
 {%- if cookiecutter.database == "postgresql" %}
     "database_url": "",  # a SQLite file
 {%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    "broker_url": "amqp://guest:guest@rabbitmq:5672/",  # RabbitMQ's own default user
+{%- endif %}
 }
 REFUSED = {
     "debug",
@@ -36,6 +39,9 @@ REFUSED = {
 {%- endif %}
 {%- if cookiecutter.database == "postgresql" %}
     "database_url",
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    "broker_url",
 {%- endif %}
 }
 

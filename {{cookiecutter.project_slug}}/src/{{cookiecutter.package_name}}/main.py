@@ -28,6 +28,13 @@ from .api import {{ routers | join(", ") }}
 from .db import Database, DatabaseUnavailable, database_unavailable
 {%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
+from .messaging.broker import Broker
+from .messaging.outbox import Relay
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+from .messaging.broker import BrokerUnavailable
+from .messaging.publisher import Publisher, broker_unavailable
+{%- endif %}
 from .health import HealthChecks{% if cookiecutter.database != "none" %}, register_check{% endif %}
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
@@ -71,6 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rate_limits.running(),
             worker_metrics(settings),
             database.running() as sessions,  # the pool, shared by this process's requests
+{%- if cookiecutter.messaging == "rabbitmq" %}
+            Relay(settings, sessions, Broker(settings)).running() as relay,  # the outbox's
+{%- endif %}
+        ):
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+        async with (
+            tracing.running(),
+            rate_limits.running(),
+            worker_metrics(settings),
+            Publisher(settings).running() as publisher,  # events, after each write
         ):
 {%- else %}
         async with tracing.running(), rate_limits.running(), worker_metrics(settings):
@@ -81,6 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "rate_limits": rate_limits,
 {%- if cookiecutter.database != "none" %}
                 "sessions": sessions,  # db.SessionDep opens one per request
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
+                "relay": relay,  # messaging.outbox.EventsDep wakes it after each commit
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+                "publisher": publisher,  # messaging.publisher.EventsDep
 {%- endif %}
 {%- if cookiecutter.auth != "none" %}
                 **auth_state(settings),
@@ -106,6 +128,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
             DatabaseUnavailable: database_unavailable,
+        },
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            UpstreamError: upstream_error,
+            BrokerUnavailable: broker_unavailable,
         },
 {%- else %}
         exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},

@@ -12,6 +12,9 @@ startup, all of them at once, each named by its variable. `.env.example` lists e
 import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+{%- if cookiecutter.messaging == "rabbitmq" %}
+from urllib.parse import urlsplit
+{%- endif %}
 
 from limits import parse
 from pydantic import (
@@ -38,6 +41,10 @@ DATABASE_SCHEMES = ("postgresql+asyncpg://", "sqlite+aiosqlite:///")
 {%- else %}
 DATABASE_SCHEMES = ("sqlite+aiosqlite:///",)
 {%- endif %}
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+# The broker of `make run` on a laptop (compose.yaml's rabbitmq): RabbitMQ's own default user.
+DEVELOPMENT_BROKER_URL = "amqp://guest:guest@localhost:5672/"  # nosec B105
 {%- endif %}
 
 Environment = Literal["development", "staging", "production"]
@@ -135,6 +142,33 @@ class Settings(BaseSettings):
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Seconds one statement may run before the database cancels it (a 503)
     database_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+
+    # Messaging (RabbitMQ): amqp://user:password@host:5672/vhost, amqps:// for TLS. Empty: in
+    # development the local broker (DEVELOPMENT_BROKER_URL); refused everywhere else.
+    broker_url: SecretStr = SecretStr("")
+    # Where events are published (a topic exchange) and the worker's queue on it (durable).
+    broker_exchange: str = Field(
+        default="{{ cookiecutter.project_slug }}.events",
+        min_length=1,
+    )
+    broker_queue: str = Field(
+        default="{{ cookiecutter.project_slug }}.worker",
+        min_length=1,
+    )
+    # Seconds to wait for the broker's confirm of one publish (or to connect) before giving up
+    broker_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    broker_prefetch: int = Field(default=16, ge=1, le=1000)  # unacked messages per worker
+    broker_attempts: int = Field(default=5, ge=1, le=20)  # handler runs before dead-lettering
+    broker_retry_seconds: float = Field(default=1.0, gt=0, le=3600)  # first retry; doubles
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)  # the worker's; 0: none
+{%- if cookiecutter.database != "none" %}
+    # The outbox relay: how often it looks for unpublished events (it is also woken by every
+    # commit in its own process), and how many it publishes per transaction.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.auth == "api_key" %}
 
@@ -268,6 +302,17 @@ class Settings(BaseSettings):
         return value
 {%- endif %}
 
+{%- if cookiecutter.messaging == "rabbitmq" %}
+
+    @field_validator("broker_url")
+    @classmethod
+    def amqp_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+{%- endif %}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def upper_case_level(cls, value: object) -> object:
@@ -305,6 +350,9 @@ class Settings(BaseSettings):
         "allowed_hosts",
 {%- if cookiecutter.database == "postgresql" %}
         "database_url",
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+        "broker_url",
 {%- endif %}
         "docs_username",
         "docs_password",
@@ -345,6 +393,10 @@ def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
     if name == "database_url" and not value.get_secret_value().startswith("postgresql+"):
         return "must be a PostgreSQL URL (postgresql+asyncpg://...) outside development"
 {%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    if name == "broker_url" and (reason := unsafe_broker_url(value.get_secret_value())):
+        return reason
+{%- endif %}
     if name == "allowed_hosts" and "*" in value:
         return "'*' accepts any Host header: list the service's names"
     if name == "docs_username" and docs and not value.get_secret_value():
@@ -363,6 +415,19 @@ def unsafe_reason(name: str, value: Any, earlier: dict[str, Any]) -> str | None:
             "/metrics is never open there"
         )
     return None
+
+{%- if cookiecutter.messaging == "rabbitmq" %}
+
+
+def unsafe_broker_url(url: str) -> str | None:
+    """Why a broker URL is unsafe outside development (RabbitMQ's guest, no password), or None."""
+    if not url:
+        return "is required outside development (amqp://user:password@host:5672/vhost)"
+    parts = urlsplit(url)
+    if parts.username in (None, "", "guest") or not parts.password:
+        return "must name a user of its own with a password (not RabbitMQ's guest)"
+    return None
+{%- endif %}
 
 
 def unsafe(reason: str) -> PydanticCustomError:

@@ -39,6 +39,14 @@ from ..domain.articles import (
     Versions,
 )
 from ..errors import Problem
+{%- if cookiecutter.messaging == "rabbitmq" %}
+from ..messaging.events import article_event
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
+from ..messaging.outbox import EventsDep
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+from ..messaging.publisher import BROKER_RESPONSES, EventsDep, Publisher, ready_publisher
+{%- endif %}
 {%- if cookiecutter.database == "none" %}
 from ..health import register_check
 {%- endif %}
@@ -89,7 +97,14 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with 
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
 NOT_MODIFIED: Responses = {304: {"description": "If-None-Match names the current ETag: no body"}}
-{%- if cookiecutter.database == "none" %}
+{%- if cookiecutter.database == "none" and cookiecutter.messaging == "rabbitmq" %}
+router = APIRouter(
+    prefix=f"{API_PREFIX}/articles",
+    tags=["articles"],
+    lifespan=lifespan,
+    responses=RATE_LIMITED | BROKER_RESPONSES,  # writes: the broker down is a 503
+)
+{%- elif cookiecutter.database == "none" %}
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles", tags=["articles"], lifespan=lifespan, responses=RATE_LIMITED
 )
@@ -107,6 +122,12 @@ async def valid_article(article: ArticleIn) -> None:
 
 
 WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_article))
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
+# The broker is checked once the body is valid: a bad body is a 422 even with the broker down.
+ArticleEventsDep = Annotated[Publisher, Depends(ready_publisher(after=valid_article))]
+{%- elif cookiecutter.messaging == "rabbitmq" %}
+ArticleEventsDep = EventsDep
+{%- endif %}
 DELETE_LIMIT = Depends(rate_limit("rate_limit_write"))  # a delete has no body
 {%- if cookiecutter.auth == "api_key" %}
 # Reads are open to all; writes need a valid API key (listed first: the write limit then
@@ -171,6 +192,20 @@ def versions(if_match: str | None) -> Versions:
     dependencies=WRITER,
 )
 {% endif -%}
+{%- if cookiecutter.messaging == "rabbitmq" -%}
+async def create_article(
+    article: ArticleIn,
+    articles: ArticlesDep,
+    events: ArticleEventsDep,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    try:
+        row = await articles.add(article)
+    except DuplicateArticleError:
+        raise conflict(article) from None
+    await events.add(article_event("created", row))
+{%- else -%}
 async def create_article(
     article: ArticleIn, articles: ArticlesDep, request: Request, response: Response
 ) -> dict[str, Any]:
@@ -178,6 +213,7 @@ async def create_article(
         row = await articles.add(article)
     except DuplicateArticleError:
         raise conflict(article) from None
+{%- endif %}
     response.headers["Location"] = request.app.url_path_for("get_article", article_id=row["id"])
     response.headers["ETag"] = etag(row)
     return row
@@ -223,6 +259,9 @@ async def replace_article(
     article_id: ArticleId,
     article: ArticleIn,
     articles: ArticlesDep,
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    events: ArticleEventsDep,
+{%- endif %}
     response: Response,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
@@ -234,6 +273,9 @@ async def replace_article(
         raise stale(article_id) from None
     if row is None:
         raise not_found(article_id)
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    await events.add(article_event("updated", row))
+{%- endif %}
     response.headers["ETag"] = etag(row)
     return row
 
@@ -247,12 +289,21 @@ async def replace_article(
     "/{article_id}", status_code=204, responses=NOT_FOUND | STALE | DENIED, dependencies=DELETER
 )
 {% endif -%}
+{%- if cookiecutter.messaging == "rabbitmq" -%}
+async def delete_article(
+    article_id: ArticleId, articles: ArticlesDep, events: EventsDep, if_match: IfMatch = None
+) -> None:
+{%- else -%}
 async def delete_article(
     article_id: ArticleId, articles: ArticlesDep, if_match: IfMatch = None
 ) -> None:
+{%- endif %}
     try:
         deleted = await articles.delete(article_id, versions(if_match))
     except StaleArticleError:
         raise stale(article_id) from None
     if not deleted:
         raise not_found(article_id)
+{%- if cookiecutter.messaging == "rabbitmq" %}
+    await events.add(article_event("deleted", {"id": article_id}))
+{%- endif %}

@@ -1,0 +1,200 @@
+"""The worker's handling of one delivery: at most once in effect, however often it arrives.
+
+A message is acknowledged only after its handler succeeded (and, with a database, after the
+handler's changes and the message id committed together). A failed handler does not block the
+queue: the message is re-published to a retry queue that returns it after a wait that doubles
+each time, and after BROKER_ATTEMPTS runs to <queue>.dead. A message delivered again (a worker
+killed before its ack, a publish repeated by the outbox relay) is recognised by its id and
+acknowledged without running the handler twice.
+"""
+
+import asyncio
+import json
+import logging
+{%- if cookiecutter.database == "none" %}
+from collections import OrderedDict
+{%- endif %}
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import Counter
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+{%- endif %}
+
+from ..settings import Settings
+from .broker import Broker, BrokerUnavailable, dead_queue, retry_queue
+from .events import ATTEMPT_HEADER, Event
+{%- if cookiecutter.database != "none" %}
+from .outbox import ProcessedMessage
+{%- endif %}
+
+logger = logging.getLogger(__name__)
+{%- if cookiecutter.database != "none" %}
+Handler = Callable[[Event, AsyncSession], Awaitable[None]]
+{%- else %}
+Handler = Callable[[Event], Awaitable[None]]
+# Message ids remembered per worker process without a database (see the README for the limits).
+REMEMBERED_IDS = 100_000
+{%- endif %}
+
+CONSUMED = Counter("messaging_consumed_total", "Messages handled and acknowledged.", ["event"])
+FAILED = Counter(
+    "messaging_failed_total", "Handler runs that failed (then retried or dead).", ["event"]
+)
+DEAD_LETTERED = Counter(
+    "messaging_dead_lettered_total", "Messages moved to the dead-letter queue.", ["event"]
+)
+# How long SIGTERM waits for the messages in hand (Kubernetes' grace period is 30 s).
+DRAIN_SECONDS = 25.0
+DUPLICATES = Counter("messaging_duplicates_total", "Deliveries of already handled messages.")
+
+
+class PoisonMessage(Exception):
+    """A message no retry can help (no id, a body that is not JSON): dead-lettered at once."""
+
+
+def decode(message: AbstractIncomingMessage) -> Event:
+    if not message.message_id:
+        raise PoisonMessage("no message id")
+    try:
+        data = json.loads(message.body)
+    except ValueError as error:
+        raise PoisonMessage(f"the body is not JSON: {error}") from None
+    headers = {k: str(v) for k, v in (message.headers or {}).items() if k != ATTEMPT_HEADER}
+    return Event(message.type or message.routing_key or "", data, message.message_id, headers)
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: Broker,
+        handler: Handler,
+{%- if cookiecutter.database != "none" %}
+        sessions: async_sessionmaker[AsyncSession],
+{%- endif %}
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.handler = handler
+{%- if cookiecutter.database != "none" %}
+        self.sessions = sessions
+{%- else %}
+        self.seen: OrderedDict[str, None] = OrderedDict()
+{%- endif %}
+        self.tracer = trace.get_tracer(__name__)
+        self.in_hand = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def drain(self) -> None:
+        """Waits for the messages in hand to finish (bounded: a lost broker cannot ack them)."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.idle.wait(), DRAIN_SECONDS)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        """aio-pika's consumer callback: one delivery, acked, retried or dead-lettered."""
+        self.in_hand += 1
+        self.idle.clear()
+        try:
+            await self.process(message)
+        except BrokerUnavailable as error:  # not acked: the broker delivers it again
+            logger.warning("broker lost while handling a message: %s", error)
+        finally:
+            self.in_hand -= 1
+            if not self.in_hand:
+                self.idle.set()
+
+    async def process(self, message: AbstractIncomingMessage) -> None:
+        headers = message.headers or {}
+        attempt = int(str(headers.get(ATTEMPT_HEADER, 0))) + 1
+        kind = message.type or message.routing_key or "unknown"
+        parent = propagate.extract({k: str(v) for k, v in headers.items()})
+        with self.tracer.start_as_current_span(
+            f"{kind} process", parent, SpanKind.CONSUMER, record_exception=False
+        ) as span:
+            span.set_attributes(
+                {"messaging.system": "rabbitmq", "messaging.message.id": str(message.message_id)}
+            )
+            try:
+                outcome = await self.handle(decode(message))
+            except Exception as error:  # the handler's failure, whatever it is: retry it
+                span.set_status(StatusCode.ERROR, type(error).__name__)
+                await self.fail(message, kind, attempt, error)
+                return
+            await message.ack()
+            if outcome == "handled":
+                CONSUMED.labels(kind).inc()
+            else:
+                DUPLICATES.inc()
+            logger.info(  # inside the span: the line carries the trace id
+                outcome,
+                extra={
+                    "event": kind,
+                    "message_id": message.message_id,
+                    "attempt": attempt,
+                    "redelivered": message.redelivered,
+                },
+            )
+
+{%- if cookiecutter.database != "none" %}
+
+    async def handle(self, event: Event) -> str:
+        """Runs the handler and records the message id in one transaction."""
+        async with self.sessions.begin() as session:
+            if await session.get(ProcessedMessage, event.id) is not None:
+                return "duplicate"
+            await self.handler(event, session)
+            session.add(ProcessedMessage(message_id=event.id))
+        return "handled"
+{%- else %}
+
+    async def handle(self, event: Event) -> str:
+        """Runs the handler unless this process has handled the message id already."""
+        if event.id in self.seen:
+            return "duplicate"
+        await self.handler(event)
+        self.seen[event.id] = None
+        if len(self.seen) > REMEMBERED_IDS:
+            self.seen.popitem(last=False)
+        return "handled"
+{%- endif %}
+
+    async def fail(
+        self, message: AbstractIncomingMessage, kind: str, attempt: int, error: Exception
+    ) -> None:
+        """Re-publishes the message to wait and come back, or to the dead-letter queue, then
+        acks this delivery (the copy is confirmed first: nothing is lost in between)."""
+        FAILED.labels(kind).inc()
+        dead = isinstance(error, PoisonMessage) or attempt >= self.settings.broker_attempts
+        target = dead_queue(self.settings) if dead else retry_queue(self.settings, attempt)
+        headers: dict[str, Any] = {**(message.headers or {}), ATTEMPT_HEADER: attempt}
+        if dead:
+            headers["x-error"] = f"{type(error).__name__}: {error}"[:500]
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            message_id=message.message_id,
+            type=message.type,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self.broker.publish(copy, target)
+        await message.ack()
+        if dead:
+            DEAD_LETTERED.labels(kind).inc()
+        logger.warning(
+            "dead-lettered" if dead else "failed, will retry",
+            extra={
+                "event": kind,
+                "message_id": message.message_id,
+                "attempt": attempt,
+                "error": f"{type(error).__name__}: {error}",
+            },
+        )

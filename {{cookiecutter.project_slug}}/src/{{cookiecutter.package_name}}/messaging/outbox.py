@@ -1,0 +1,190 @@
+"""The transactional outbox: an event is a row written in the same transaction as the change it
+describes, so both are committed or neither is; the relay then publishes the rows.
+
+The relay runs in the service's lifespan rather than in the worker: the process that committed
+an event wakes its relay at once (SQLAlchemy's after_commit), so events leave within
+milliseconds instead of a polling interval, and the API keeps working while the broker is down
+(rows wait, nothing is lost). Several replicas relay side by side: on PostgreSQL each takes its
+batch with FOR UPDATE SKIP LOCKED, so no row is published by two at the same time. A row is
+marked published only after the broker confirmed it; a crash in between publishes it again,
+with the same message id, which the worker recognises as a duplicate.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from prometheus_client import Counter
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, delete, event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..db import Base, SessionDep, unavailable
+from ..settings import Settings
+from .broker import Broker, BrokerUnavailable
+from .events import Event, to_message
+
+logger = logging.getLogger(__name__)
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# Published rows are kept this long (for a person looking into a lost event), then deleted.
+RETENTION = timedelta(hours=1)
+PRUNE_EVERY_SECONDS = 60.0
+# After a failure the relay waits longer each time, up to this many seconds.
+MAX_BACKOFF_SECONDS = 30.0
+
+PUBLISHED = Counter("messaging_outbox_published_total", "Outbox events the broker confirmed.")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)  # publishing order
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(200))  # the routing key
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)  # the trace context
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ProcessedMessage(Base):
+    """A message the worker has handled: its id, committed with the handler's own changes."""
+
+    __tablename__ = "processed_messages"
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Outbox:
+    """Adds events to one request's session (db.SessionDep); its owner commits them."""
+
+    def __init__(self, session: AsyncSession, relay: "Relay") -> None:
+        self.session = session
+        self.relay = relay
+
+    async def add(self, outgoing: Event) -> None:
+        self.session.add(
+            OutboxRow(
+                message_id=outgoing.id,
+                type=outgoing.type,
+                data=outgoing.data,
+                headers=outgoing.headers,
+            )
+        )
+        # After this session's commit, not before: the relay would find nothing yet.
+        event.listen(self.session.sync_session, "after_commit", self.relay.wake, once=True)
+
+
+class Relay:
+    """Publishes the outbox's unpublished rows, oldest first, while the service runs."""
+
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], broker: Broker
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.broker = broker
+        self.wakeup = asyncio.Event()
+        self.pruned_at = -PRUNE_EVERY_SECONDS
+
+    def wake(self, *_: Any) -> None:
+        self.wakeup.set()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator["Relay"]:
+        task = asyncio.create_task(self.run(), name="outbox relay")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await self.broker.close()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self.wakeup.clear()
+            try:
+                while await self.relay_batch() == self.settings.outbox_batch_size:
+                    pass  # a full batch: there may be more
+                await self.prune()
+                failures = 0
+            except BrokerUnavailable as error:
+                failures += 1
+                logger.warning("outbox relay: broker unavailable (%s)", error)
+            except Exception as error:
+                if not unavailable(error):
+                    raise
+                failures += 1
+                logger.warning("outbox relay: database unavailable (%s)", type(error).__name__)
+            wait = self.settings.outbox_poll_seconds * 2 ** min(failures, 5)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), min(wait, MAX_BACKOFF_SECONDS))
+
+    async def relay_batch(self) -> int:
+        """Publishes one batch; returns how many rows it published."""
+        await self.broker.open()  # before a transaction: a broker down holds no connection
+        published: list[int] = []
+        failure: BrokerUnavailable | None = None
+        async with self.sessions.begin() as session:
+            rows = await session.scalars(
+                select(OutboxRow)
+                .where(OutboxRow.published_at.is_(None))
+                .order_by(OutboxRow.id)
+                .limit(self.settings.outbox_batch_size)
+                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+            )
+            batch = list(rows)
+            # All sent at once on the confirming channel, each awaiting its own confirm: one
+            # round trip per batch rather than per row.
+            results = await asyncio.gather(
+                *(self.publish(row) for row in batch), return_exceptions=True
+            )
+            for row, result in zip(batch, results):
+                if isinstance(result, BrokerUnavailable):
+                    failure = result
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    published.append(row.id)
+            # What the broker confirmed is marked (and committed), even if a later one failed.
+            if published:
+                marked = update(OutboxRow).where(OutboxRow.id.in_(published))
+                await session.execute(marked.values(published_at=now()))
+        PUBLISHED.inc(len(published))
+        if failure is not None:
+            raise failure
+        return len(published)
+
+    async def publish(self, row: OutboxRow) -> None:
+        outgoing = Event(row.type, row.data, row.message_id, row.headers)
+        await self.broker.publish_event(to_message(outgoing), row.type)
+
+    async def prune(self) -> None:
+        """Deletes the rows published longer ago than RETENTION, at most once a minute."""
+        if time.monotonic() - self.pruned_at < PRUNE_EVERY_SECONDS:
+            return
+        async with self.sessions.begin() as session:
+            expired = OutboxRow.published_at < now() - RETENTION
+            await session.execute(delete(OutboxRow).where(expired))
+        self.pruned_at = time.monotonic()
+
+
+async def get_events(session: SessionDep, request: Request) -> Outbox:
+    """The outbox of this request's session: its events commit with its changes."""
+    return Outbox(session, request.state.relay)
+
+
+EventsDep = Annotated[Outbox, Depends(get_events)]

@@ -1,0 +1,375 @@
+"""Messaging without a broker: the settings, the messages, {% if cookiecutter.database != "none" %}the outbox and its relay{% else %}the publisher{% endif %}, and the
+worker's handling of deliveries, against fakes of the broker and of a delivery (the template's
+own tests run all of it against a real RabbitMQ)."""
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import aio_pika
+{%- if cookiecutter.include_examples and cookiecutter.database == "none" %}
+import httpx2
+{%- endif %}
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+{%- if cookiecutter.include_examples %}
+from fastapi.testclient import TestClient
+{%- endif %}
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import ValidationError
+{%- if cookiecutter.database != "none" %}
+from sqlalchemy import func, select
+{%- endif %}
+
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.db import Database
+{%- endif %}
+from {{ cookiecutter.package_name }}.messaging.broker import (
+    Broker,
+    BrokerUnavailable,
+    dead_queue,
+    retry_queue,
+)
+from {{ cookiecutter.package_name }}.messaging.consumer import Consumer
+from {{ cookiecutter.package_name }}.messaging.events import (
+    ATTEMPT_HEADER,
+    Event,
+    article_event,
+    to_message,
+)
+from {{ cookiecutter.package_name }}.messaging.handlers import handle
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.messaging.outbox import (
+    OutboxRow,
+    ProcessedMessage,
+    Relay,
+)
+{%- else %}
+from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
+{%- endif %}
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .conftest import LogLines, production_settings
+{%- if cookiecutter.include_examples and cookiecutter.database == "none" %}
+from .conftest import TEST_BROKER_URL, Server
+{%- endif %}
+from .fake_broker import FakeBroker
+{%- if cookiecutter.database != "none" %}
+from .conftest import run_async
+{%- endif %}
+
+URL = "/api/v1/articles"
+
+
+@dataclass
+class FakeDelivery:
+    """What aio-pika hands the consumer callback, with ack() recorded."""
+
+    body: bytes
+    message_id: str | None = "id-1"
+    type: str | None = "article.created"
+    headers: dict[str, Any] = field(default_factory=dict)
+    routing_key: str | None = "article.created"
+    content_type: str | None = "application/json"
+    redelivered: bool = False
+    acked: int = 0
+
+    async def ack(self) -> None:
+        self.acked += 1
+
+
+def delivery(data: Any = None, **fields: Any) -> AbstractIncomingMessage:
+    body = json.dumps({"id": 1, "version": 1} if data is None else data).encode()
+    return cast(AbstractIncomingMessage, FakeDelivery(body, **fields))
+
+
+def test_production_refuses_a_missing_or_guest_broker_url() -> None:
+    for url, reason in [
+        ("", "is required outside development"),
+        ("amqp://guest:guest@rabbitmq:5672/", "not RabbitMQ's guest"),
+        ("amqp://service@rabbitmq:5672/", "with a password"),
+    ]:
+        with pytest.raises(ValidationError, match=reason):
+            Settings(_env_file=None, **production_settings(broker_url=url))
+    good = production_settings(broker_url="amqps://service:s3cret@rabbitmq:5671/prod")
+    assert Settings(_env_file=None, **good).broker_url.get_secret_value().startswith("amqps://")
+
+
+def test_any_environment_refuses_a_url_that_is_not_amqp() -> None:
+    with pytest.raises(ValidationError, match="must start with amqp:// or amqps://"):
+        Settings(_env_file=None, broker_url="redis://localhost:6379/0")
+
+
+def test_retries_wait_longer_each_time_then_end_in_the_dead_letter_queue() -> None:
+    settings = Settings(_env_file=None, broker_queue="q", broker_retry_seconds=0.5)
+    assert [retry_queue(settings, n) for n in (1, 2, 3)] == [
+        "q.retry.500ms",
+        "q.retry.1000ms",
+        "q.retry.2000ms",
+    ]
+    assert dead_queue(settings) == "q.dead"
+
+
+def test_an_event_is_a_persistent_json_message_with_its_id_and_the_trace_context() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        event = article_event("created", {"id": 7, "name": "A", "price": 1.0, "version": 1})
+    message = to_message(event)
+    assert message.message_id == event.id and message.type == "article.created"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert json.loads(message.body) == {"id": 7, "name": "A", "price": 1.0, "version": 1}
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert trace_id in str((message.headers or {})["traceparent"])
+    assert (message.headers or {})[ATTEMPT_HEADER] == 0
+
+
+def test_the_example_handler_refuses_unknown_or_malformed_events() -> None:
+    def run(event: Event) -> None:
+{%- if cookiecutter.database != "none" %}
+        asyncio.run(handle(event, cast(Any, None)))  # the example writes nothing
+{%- else %}
+        asyncio.run(handle(event))
+{%- endif %}
+
+    run(Event("article.deleted", {"id": 3}))
+    with pytest.raises(Exception, match="article.exploded"):
+        run(Event("article.exploded", {"id": 3}))
+    with pytest.raises(ValidationError):
+        run(Event("article.created", {"id": "three", "version": 1}))
+
+
+class Handled:
+    """A handler that records what it ran on, and fails for the ids in `failing`."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.failing = failing
+        self.ids: list[str] = []
+
+    async def __call__(self, event: Event, *_: Any) -> None:
+        if event.id in self.failing:
+            raise RuntimeError("the handler failed")
+        self.ids.append(event.id)
+
+
+{%- if cookiecutter.database != "none" %}
+
+
+def consume(
+    settings: Settings, handler: Handled, *deliveries: AbstractIncomingMessage
+) -> FakeBroker:
+    """Runs the consumer on `deliveries`, one after the other; returns the broker it used."""
+    broker = FakeBroker()
+
+    async def work() -> None:
+        async with Database(settings).running() as sessions:
+            consumer = Consumer(settings, cast(Broker, broker), handler, sessions)
+            for message in deliveries:
+                await consumer.on_message(message)
+
+    run_async(work())
+    return broker
+{%- else %}
+
+
+def consume(
+    settings: Settings, handler: Handled, *deliveries: AbstractIncomingMessage
+) -> FakeBroker:
+    """Runs one consumer on `deliveries`, one after the other; returns the broker it used."""
+    broker = FakeBroker()
+
+    async def work() -> None:
+        consumer = Consumer(settings, cast(Broker, broker), handler)
+        for message in deliveries:
+            await consumer.on_message(message)
+
+    asyncio.run(work())
+    return broker
+{%- endif %}
+
+
+def test_a_handled_message_is_acked_and_logged_once(
+    settings: Settings, log_lines: LogLines
+) -> None:
+    handler = Handled()
+    first, again = delivery(message_id="m-1"), delivery(message_id="m-1", redelivered=True)
+    broker = consume(settings, handler, first, again)
+    assert handler.ids == ["m-1"]  # the redelivery is recognised by its id
+    assert cast(FakeDelivery, first).acked == 1 and cast(FakeDelivery, again).acked == 1
+    assert broker.published == []
+    lines = [line for line in log_lines() if line.get("message_id") == "m-1"]
+    assert [(line["message"], line["event"]) for line in lines] == [
+        ("handled", "article.created"),
+        ("duplicate", "article.created"),
+    ]
+
+
+def test_a_failing_handler_sends_the_message_to_wait_then_to_the_dead_letter_queue(
+    settings: Settings,
+) -> None:
+    handler = Handled(failing=frozenset({"bad"}))
+    attempts = [
+        delivery(message_id="bad", headers={ATTEMPT_HEADER: n, "traceparent": "00-ab-cd-01"})
+        for n in range(settings.broker_attempts)
+    ]
+    broker = consume(settings, handler, *attempts)
+    targets = [routing_key for _, routing_key, _ in broker.published]
+    waits = [retry_queue(settings, n) for n in range(1, settings.broker_attempts)]
+    assert targets == [*waits, dead_queue(settings)]
+    assert all(cast(FakeDelivery, message).acked == 1 for message in attempts)
+    dead = broker.published[-1][2]
+    assert dead.message_id == "bad" and (dead.headers or {})["traceparent"] == "00-ab-cd-01"
+    assert "RuntimeError: the handler failed" in str((dead.headers or {})["x-error"])
+    assert handler.ids == []
+
+
+def test_a_message_without_an_id_or_json_goes_to_the_dead_letter_queue_at_once(
+    settings: Settings,
+) -> None:
+    no_id = delivery(message_id=None)
+    not_json = cast(AbstractIncomingMessage, FakeDelivery(b"{not json", message_id="x"))
+    broker = consume(settings, Handled(), no_id, not_json)
+    assert [routing_key for _, routing_key, _ in broker.published] == [dead_queue(settings)] * 2
+
+
+def test_a_broker_lost_mid_retry_leaves_the_message_unacked(settings: Settings) -> None:
+    """Not acked: the broker delivers it again once the worker is back."""
+    handler, message = Handled(failing=frozenset({"m"})), delivery(message_id="m")
+    broker = FakeBroker(down=True)
+
+    async def work() -> None:
+{%- if cookiecutter.database != "none" %}
+        async with Database(settings).running() as sessions:
+            await Consumer(settings, cast(Broker, broker), handler, sessions).on_message(message)
+{%- else %}
+        await Consumer(settings, cast(Broker, broker), handler).on_message(message)
+{%- endif %}
+
+{%- if cookiecutter.database != "none" %}
+
+    run_async(work())
+{%- else %}
+
+    asyncio.run(work())
+{%- endif %}
+    assert cast(FakeDelivery, message).acked == 0
+{%- if cookiecutter.database != "none" %}
+
+
+def count(
+    settings: Settings, model: type[OutboxRow] | type[ProcessedMessage], **where: Any
+) -> int:
+    async def work() -> int:
+        async with Database(settings).running() as sessions, sessions() as session:
+            query = select(func.count()).select_from(model).filter_by(**where)
+            return int(await session.scalar(query) or 0)
+
+    return run_async(work())
+
+
+def relay_once(settings: Settings, broker: FakeBroker) -> int:
+    async def work() -> int:
+        async with Database(settings).running() as sessions:
+            return await Relay(settings, sessions, cast(Broker, broker)).relay_batch()
+
+    return run_async(work())
+{%- if cookiecutter.include_examples %}
+
+
+def test_a_write_and_its_event_commit_together(client: TestClient, settings: Settings) -> None:
+    created = client.post(URL, json={"name": "Outboxed", "price": 2})
+    assert created.status_code == 201
+    refused = client.post(URL, json={"name": "OUTBOXED", "price": 2})
+    assert refused.status_code == 409  # rolled back: its event with it
+    article_id = created.json()["id"]
+    assert client.put(f"{URL}/{article_id}", json={"name": "Outboxed", "price": 3}).is_success
+    assert client.delete(f"{URL}/{article_id}").status_code == 204
+    assert count(settings, OutboxRow) == 3
+{%- endif %}
+
+
+def test_the_relay_publishes_unpublished_rows_in_order_and_marks_them(
+    settings: Settings,
+) -> None:
+    async def add_rows() -> None:
+        async with Database(settings).running() as sessions, sessions.begin() as session:
+            for number in (1, 2):
+                event = article_event("created", {"id": number, "version": 1})
+                session.add(OutboxRow(message_id=event.id, type=event.type, data=event.data,
+                                      headers=event.headers))  # fmt: skip
+
+    run_async(add_rows())
+    down = FakeBroker(down=True)
+    with pytest.raises(BrokerUnavailable):
+        relay_once(settings, down)
+    assert count(settings, OutboxRow, published_at=None) == 2  # nothing lost, nothing marked
+    broker = FakeBroker()
+    assert relay_once(settings, broker) == 2
+    assert [json.loads(m.body)["id"] for _, _, m in broker.published] == [1, 2]
+    assert {routing_key for _, routing_key, _ in broker.published} == {"article.created"}
+    assert count(settings, OutboxRow, published_at=None) == 0
+    assert relay_once(settings, broker) == 0  # marked: never published twice
+{%- elif cookiecutter.include_examples %}
+
+
+def test_a_write_is_refused_with_a_503_before_it_happens_when_the_broker_is_down(
+    client: TestClient, settings: Settings
+) -> None:
+    publisher = Publisher(settings, cast(Broker, FakeBroker(down=True)))
+    client.app.dependency_overrides[get_events] = lambda: publisher  # type: ignore[attr-defined]
+    assert client.post(URL, json={"name": "", "price": 1}).status_code == 422  # the body first
+    refused = client.post(URL, json={"name": "Not now", "price": 1})
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "2"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert client.get(URL).json() == []  # nothing was written
+
+
+def test_each_write_publishes_its_event_with_the_article(
+    client: TestClient, settings: Settings
+) -> None:
+    broker = FakeBroker()
+    publisher = Publisher(settings, cast(Broker, broker))
+    client.app.dependency_overrides[get_events] = lambda: publisher  # type: ignore[attr-defined]
+    created = client.post(URL, json={"name": "Sent", "price": 1}).json()
+    client.put(f"{URL}/{created['id']}", json={"name": "Sent", "price": 2})
+    client.delete(f"{URL}/{created['id']}")
+    assert [routing_key for _, routing_key, _ in broker.published] == [
+        "article.created",
+        "article.updated",
+        "article.deleted",
+    ]
+    assert json.loads(broker.published[1][2].body)["price"] == 2
+
+
+class BrokerLostAfterTheWrite(FakeBroker):
+    async def publish(
+        self, message: aio_pika.Message, routing_key: str, exchange: str = ""
+    ) -> None:
+        raise BrokerUnavailable("ConnectionResetError")
+
+
+def test_an_event_that_cannot_be_published_after_the_write_is_logged_lost(
+    client: TestClient, settings: Settings, log_lines: LogLines
+) -> None:
+    """The write stands (it is done); the README says this event is lost."""
+    publisher = Publisher(settings, cast(Broker, BrokerLostAfterTheWrite()))
+    client.app.dependency_overrides[get_events] = lambda: publisher  # type: ignore[attr-defined]
+    created = client.post(URL, json={"name": "Unsent", "price": 1})
+    assert created.status_code == 201
+    lost = [line for line in log_lines() if line["message"] == "event lost"]
+    assert [line["event"] for line in lost] == ["article.created"]
+{%- endif %}
+{%- if cookiecutter.include_examples and cookiecutter.database == "none" %}
+
+
+def test_the_real_server_without_its_broker_refuses_writes_with_a_503(server: Server) -> None:
+    if TEST_BROKER_URL:
+        pytest.skip("TEST_BROKER_URL is set: the broker is up")
+    refused = httpx2.post(
+        f"{server.url}{URL}", json={"name": "Later", "price": 1}, headers=server.headers
+    )
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "2"
+    assert httpx2.get(f"{server.url}{URL}").status_code == 200  # reads need no broker
+{%- endif %}
