@@ -1,6 +1,8 @@
 """The Lambda handler answers API Gateway events, HTTP API (v2) and REST API (v1) alike."""
 
+import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +12,17 @@ from {{ cookiecutter.package_name }}.lambda_handler import handler
 # In the default ALLOWED_HOSTS. On AWS, list the API's domain there
 # (e.g. abc123.execute-api.eu-west-1.amazonaws.com): any other Host gets a 400.
 HOST = "localhost"
+
+
+@pytest.fixture(autouse=True)
+def event_loop_of_a_new_process() -> Iterator[None]:
+    """Mangum asks for the main thread's event loop, as a new Lambda process has one; an
+    asyncio.run() in an earlier test leaves the main thread without."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 class Context:
