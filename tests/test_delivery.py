@@ -120,8 +120,9 @@ def workflow_steps(baked: Baked, venvs: Path) -> Iterator[Step]:
         for combination in [dict(zip(matrix, v)) for v in zip(*matrix.values())] or [{}]:
             env = {k: expand(v, combination) for k, v in job.get("env", {}).items()}
             # The job's PostgreSQL service container is not here: the tests use SQLite files
-            # (tests/test_database.py runs them on a real PostgreSQL).
+            # (tests/test_database.py runs them on a real PostgreSQL). Its RabbitMQ neither.
             env.pop("TEST_DATABASE_URL", None)
+            env.pop("TEST_BROKER_URL", None)  # nor its RabbitMQ (tests/test_messaging.py)
             python = combination.get("python-version")
             if python and python != baked.context["python_version"]:
                 # Another interpreter gets its own virtualenv: the baked .venv stays as it is.
@@ -250,7 +251,8 @@ def test_compose_pins_every_image_and_checks_every_service(baked: Baked) -> None
     redis = baked.context["rate_limit_storage"] == "redis"
     database = {"postgresql": ["migrate", "postgres"], "sqlite": ["migrate"], "none": []}
     expected = ["service", "prometheus", "jaeger"] + ["redis"] * redis
-    assert sorted(services) == sorted(expected + database[baked.context["database"]])
+    messaging = ["rabbitmq", "worker"] if baked.context["messaging"] == "rabbitmq" else []
+    assert sorted(services) == sorted(expected + database[baked.context["database"]] + messaging)
     assert services["service"]["build"] == "."
     for name, service in services.items():
         if name == "migrate":  # runs once, before the service (which waits for it to succeed)
@@ -261,8 +263,9 @@ def test_compose_pins_every_image_and_checks_every_service(baked: Baked) -> None
         assert "healthcheck" in service, name
         if name == "postgres":  # PostgreSQL's releases are major.minor
             assert re.fullmatch(r"postgres:\d+\.\d+-alpine", service["image"])
-        elif name != "service":
-            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+(-alpine)?", service["image"]), name
+        elif name not in ("service", "worker"):  # those two run the service's own image
+            pinned = r"[\w./-]+:v?\d+\.\d+\.\d+(-alpine|-management)?"
+            assert re.fullmatch(pinned, service["image"]), name
     assert services["prometheus"]["volumes"] == ["./deploy/prometheus:/etc/prometheus:ro"]
 
 
@@ -503,7 +506,9 @@ def test_nginx_passes_websockets_through(
 
 def test_the_kubernetes_manifests_pass_strict_validation(baked: Baked) -> None:
     manifests = sorted(str(p) for p in (baked.path / "deploy" / "k8s").glob("*.yaml"))
-    assert len(manifests) == 5 + (baked.context["database"] == "postgresql")  # the migration Job
+    # The migration Job with PostgreSQL, the worker's Deployment with RabbitMQ.
+    extra = (baked.context["database"] == "postgresql") + (baked.context["messaging"] == "rabbitmq")
+    assert len(manifests) == 5 + extra
     run([tool("kubernetes-validate"), "--strict", *manifests], baked.path)
 
 

@@ -107,9 +107,7 @@ class Relay:
         try:
             yield self
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
             await self.broker.close()
 
     async def run(self) -> None:
@@ -188,3 +186,18 @@ async def get_events(session: SessionDep, request: Request) -> Outbox:
 
 
 EventsDep = Annotated[Outbox, Depends(get_events)]
+
+
+async def stop(task: "asyncio.Task[None]") -> None:
+    """Cancels the task and waits for it to end. Cancelled again while it has not: a library
+    call may swallow one cancellation (a connection attempt; asyncio.wait_for on Python 3.11
+    when its timeout and the cancellation meet), and the service must still stop."""
+    for _ in range(50):
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+        if task.done():
+            break
+    else:
+        logger.warning("outbox relay: still running at shutdown; left behind")
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        logger.error("outbox relay failed", exc_info=task.exception())
