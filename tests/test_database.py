@@ -129,6 +129,15 @@ class Served:
     name: str
 
 
+def migrated_copy(baked: Baked, postgres: Postgres, migrated: list[str]) -> str:
+    """The URL of a new database copied from the one migrated once (migrated first if needed)."""
+    if not migrated:
+        template = postgres.new_database()
+        alembic(baked, template, "upgrade", "head")
+        migrated.append(database_name(template))
+    return postgres.new_database(template=migrated[0])
+
+
 @contextmanager
 def articles_served(
     baked: Baked, postgres: Postgres, migrated: list[str], extra: dict[str, str] | None = None
@@ -136,11 +145,7 @@ def articles_served(
     """The real service (`python -m`) on a migrated database of its own."""
     if not baked.context["include_examples"]:
         pytest.skip("include_examples is off: no articles to serve")
-    if not migrated:
-        template = postgres.new_database()
-        alembic(baked, template, "upgrade", "head")
-        migrated.append(database_name(template))
-    url = postgres.new_database(template=migrated[0])
+    url = migrated_copy(baked, postgres, migrated)
     prefix = baked.package.upper()
     settings = {
         f"{prefix}_DATABASE_URL": url,

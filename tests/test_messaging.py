@@ -23,7 +23,8 @@ from .combinations import COMBINATIONS, first_with_messaging
 from .conftest import Baked, run
 from .rabbitmq import RabbitMQ
 from .served import Service, free_port, running
-from .test_database import Postgres, alembic, database_name, migrated, postgres  # noqa: F401
+from .postgres import database_name
+from .test_database import Postgres, migrated, migrated_copy, postgres  # noqa: F401
 
 serving = contextmanager(running)
 URL = "/api/v1/articles"
@@ -169,11 +170,7 @@ def outbox_stack(
     migrated: list[str],  # noqa: F811
 ) -> Iterator[tuple[Stack, Postgres, str]]:
     baked = on_messaging(request, installed, "postgresql")
-    if not migrated:
-        template = postgres.new_database()
-        alembic(baked, template, "upgrade", "head")
-        migrated.append(database_name(template))
-    url = postgres.new_database(template=migrated[0])
+    url = migrated_copy(baked, postgres, migrated)
     prefix = baked.package.upper()
     extra = {
         f"{prefix}_DATABASE_URL": url,
