@@ -99,8 +99,8 @@ def test_a_worker_replaced_gracefully_leaves_the_breaker_gauge(
         assert gauge in httpx.get(f"{service.url}/metrics").text
         service.process.send_signal(signal.SIGHUP)
 
-        def replaced() -> bool:  # uvicorn waits for each old worker once it is told to stop
-            return "".join(service.output).count("Waiting for child process") >= 2
+        def replaced() -> bool:  # each old worker logs this after its lifespan has stopped
+            return "".join(service.output).count("Finished server process") >= 2
 
         wait_for(replaced, timeout=300)
         response = httpx.get(f"{service.url}/metrics")
