@@ -109,6 +109,7 @@ def remove_messaging() -> None:
         Path("migrations") / "versions" / "0002_create_outbox.py",
         Path("deploy") / "k8s" / "worker-deployment.yaml",
         Path("tests") / "test_messaging.py",
+        Path("tests") / "test_worker.py",
         Path("tests") / "fake_broker.py",
     )
 
