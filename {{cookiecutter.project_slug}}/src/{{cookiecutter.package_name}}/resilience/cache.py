@@ -8,7 +8,10 @@
   or another real answer is never papered over.
 - The store holds each answer as JSON with the wall-clock time it was fetched, so every replica
   reading it gives the same `Age`, and drops it after `ttl + stale_for`. `MemoryStore` is this
-  process's; `RedisStore` (cache_redis.py) is shared by every replica.
+  process's; a shared store (Redis) lets every replica serve what one fetched.
+{%- if cookiecutter.include_examples %} The characters
+  example picks its store from CACHE_URL (cache_redis.py).
+{%- endif %}
 - A store that fails (down, too slow, an entry that no longer decodes) never fails a request:
   the read is a miss and the upstream answers.
 Hits, misses (one upstream call each), stale answers and store failures are counted on /metrics
