@@ -133,3 +133,14 @@ def test_an_entry_that_no_longer_decodes_is_a_miss() -> None:
 
     assert asyncio.run(scenario()) == Cached(42, 0.0)
     assert cache_answers("changed", "error") - errors == 1
+
+
+def test_the_memory_store_keeps_the_most_recently_stored_entries() -> None:
+    store = MemoryStore(max_entries=2)
+
+    async def scenario() -> list[bytes | None]:
+        for key in ("a", "b", "c"):
+            await store.set(key, key.encode(), 60)
+        return [await store.get(key) for key in ("a", "b", "c")]
+
+    assert asyncio.run(scenario()) == [None, b"b", b"c"]
