@@ -41,6 +41,11 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def command(self, *args: str) -> int:
+        """An integer reply of redis-cli."""
+        cli = ["redis-cli", "-p", str(self.port), *args]
+        return int(subprocess.run(cli, capture_output=True, text=True, check=True).stdout)
+
     def start(self) -> None:
         """Starts it (again, after a stop: same port, empty)."""
         self.process = subprocess.Popen(["redis-server", str(self.config)], stdout=subprocess.DEVNULL)

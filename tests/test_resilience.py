@@ -232,6 +232,8 @@ def test_two_processes_share_the_cache_through_redis_and_outlive_it(
             for _ in range(2)
         )
         assert "age" not in httpx.get(f"{one.url}{URL}/42").headers
+        key = f"{installed.package}:cache:characters:42"  # expires after TTL + stale window
+        assert 58_000 < redis.command("pttl", key) <= 60_000
         time.sleep(1.1)
         shared = httpx.get(f"{two.url}{URL}/42")
         assert shared.json()["name"] == "Rick 42" and int(shared.headers["age"]) >= 1
