@@ -23,11 +23,13 @@ def remove_examples() -> None:
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",
+        PACKAGE_DIR / "resilience" / "cache_redis.py",
         PACKAGE_DIR / "api" / "primes.py",
         PACKAGE_DIR / "domain" / "primes.py",
         Path("tests") / "test_primes.py",
         Path("tests") / "test_articles.py",
         Path("tests") / "test_characters.py",
+        Path("tests") / "test_cache_redis.py",
     )
 
 

@@ -63,6 +63,12 @@ def first_with_messaging(database: str) -> str | None:
     )
 
 
+# The characters cache on a real Redis shared by two services: once, in the first combination
+# with the examples.
+def first_with_examples() -> str:
+    return next(n for n, c in COMBINATIONS.items() if c.get("include_examples", True))
+
+
 def combination_params() -> list[Any]:
     """One pytest param per combination, each kept on one xdist worker (bake once, test many).
 

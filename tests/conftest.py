@@ -15,6 +15,7 @@ import pytest
 
 from .combinations import combination_params
 from .rabbitmq import RabbitMQ, rabbitmq  # noqa: F401 (a fixture)
+from .redis_server import redis  # noqa: F401 (a fixture)
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 METRICS_TOKEN = "a-metrics-token-of-the-template-tests-0123"

@@ -5,20 +5,19 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import Baked
+from .redis_server import Redis, stop, wait_for_port
 from .served import Service, free_port, running
 
 serving = contextmanager(running)
@@ -48,58 +47,23 @@ http {{
 """
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start (exit code {process.poll()})")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@dataclass
-class Redis:
-    process: subprocess.Popen[bytes]
-    url: str
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    """A throwaway redis-server on a free port: no persistence, files in a temp dir."""
-    port = free_port()
-    config = tmp_path / "redis.conf"
-    config.write_text(f'port {port}\nbind 127.0.0.1\ndir {tmp_path}\nsave ""\nappendonly no\n')
-    process = subprocess.Popen(["redis-server", str(config)], stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, process, "redis-server")
-        yield Redis(process, f"redis://127.0.0.1:{port}/0")
-    finally:
-        process.send_signal(signal.SIGCONT)
-        stop(process)
-
-
-def test_only_a_redis_bake_depends_on_redis(baked: Baked) -> None:
+def test_only_a_redis_or_examples_bake_depends_on_redis(baked: Baked) -> None:
+    """Redis for the rate-limit counters, or for the characters cache (CACHE_URL)."""
     project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=!~\[]", dependency)[0] for dependency in project["dependencies"]}
     settings = (baked.path / "src" / baked.package / "settings.py").read_text()
     redis_test = baked.path / "tests" / "test_rate_limit_redis.py"
+    cache_store = baked.path / "src" / baked.package / "resilience" / "cache_redis.py"
     assert "limits" in names and "slowapi" not in names  # limits' async API, not slowapi
     if baked.context["rate_limit_storage"] == "redis":
-        assert "redis" in names
         assert 'rate_limit_storage_uri: str = "redis://localhost:6379/0"' in settings
         assert redis_test.is_file()
     else:
-        assert "redis" not in names
         assert 'rate_limit_storage_uri: str = "memory://"' in settings
         assert not redis_test.exists()
+    assert cache_store.is_file() == baked.context["include_examples"]
+    wanted = baked.context["rate_limit_storage"] == "redis" or baked.context["include_examples"]
+    assert ("redis" in names) == wanted
 
 
 def redis_settings(baked: Baked, redis: Redis, limit: str) -> dict[str, str]:

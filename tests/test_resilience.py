@@ -6,16 +6,19 @@ The fake upstream is the baked project's own test helper (tests/upstream.py, std
 
 import asyncio
 import importlib.util
+import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
+from .combinations import COMBINATIONS, first_with_examples
 from .conftest import Baked
+from .redis_server import Redis, stop
 from .served import Service, free_port, running
 from .test_observability import PARENT_ID, TRACE_ID, receiver  # noqa: F401 (a fixture)
 
@@ -203,3 +206,53 @@ def test_the_cache_makes_one_call_for_concurrent_misses_then_serves_stale(
         assert int(stale.headers["age"]) >= 1
         metrics = httpx.get(f"{service.url}/metrics").text
     assert 'upstream_cache_total{result="stale",upstream="characters"} 1.0' in metrics
+
+
+def test_two_processes_share_the_cache_through_redis_and_outlive_it(
+    request: pytest.FixtureRequest, installed: Baked, upstream: Any, fake: ModuleType, redis: Redis
+) -> None:
+    """CACHE_URL on a real Redis: what one service fetched, the other serves with its `Age`;
+    Redis stopped, both still answer from the upstream; Redis back, the cache works again."""
+    if request.node.callspec.params["baked"] != COMBINATIONS[first_with_examples()]:
+        pytest.skip("the real-Redis cache checks run in one combination")
+    prefix = installed.package.upper()
+    settings = {
+        **quick_settings(installed, upstream.url),
+        f"{prefix}_CHARACTERS_CACHE_TTL_SECONDS": "60",
+        f"{prefix}_CACHE_URL": redis.url,
+        f"{prefix}_RATE_LIMIT_DEFAULT": "100000/minute",
+        f"{prefix}_LOG_FORMAT": "json",  # read as data once they stop
+    }
+    upstream.default = fake.Reply(body=character)
+    upstream.script.clear()
+    upstream.hits.clear()
+    with ExitStack() as stack:
+        one, two = (
+            stack.enter_context(contextmanager(running)(installed.path, installed.package, settings))
+            for _ in range(2)
+        )
+        assert "age" not in httpx.get(f"{one.url}{URL}/42").headers
+        key = f"{installed.package}:cache:characters:42"  # expires after TTL + stale window
+        assert 58_000 < redis.command("pttl", key) <= 60_000
+        time.sleep(1.1)
+        shared = httpx.get(f"{two.url}{URL}/42")
+        assert shared.json()["name"] == "Rick 42" and int(shared.headers["age"]) >= 1
+        assert upstream.hits == ["GET /character/42"]
+
+        stop(redis.process)
+        down = [httpx.get(f"{s.url}{URL}/{i}") for i in (42, 43) for s in (one, two)]
+        assert [r.status_code for r in down] == [200] * 4  # from the upstream, no 5xx
+        assert upstream.hits.count("GET /character/43") == 2
+        metrics = httpx.get(f"{one.url}/metrics").text
+        assert 'upstream_cache_total{result="error",upstream="characters"}' in metrics
+
+        redis.start()
+        time.sleep(1.1)  # the services try Redis again at most once a second
+        assert httpx.get(f"{one.url}{URL}/44").status_code == 200
+        assert "age" in httpx.get(f"{two.url}{URL}/44").headers
+        assert upstream.hits.count("GET /character/44") == 1
+        outputs = [service.stop() for service in (one, two)]
+    for output in outputs:
+        messages = [json.loads(line)["message"] for line in output.splitlines()]
+        assert sum(m.startswith("cache store unreachable") for m in messages) == 1
+        assert "cache store reachable again" in messages

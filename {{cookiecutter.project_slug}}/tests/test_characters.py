@@ -1,6 +1,5 @@
 """/api/v1/characters against a fake characters API on 127.0.0.1."""
 
-import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +9,6 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.resilience.cache import Cached, ReadThroughCache
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .upstream import FakeUpstream, Reply
@@ -180,41 +178,3 @@ def test_a_failing_api_is_answered_from_a_recent_answer_then_503(
         time.sleep(0.6)  # past the stale window
         assert client.get(f"{URL}/7").status_code == 503
     assert cache_answers("stale") - stale_before == 1
-
-
-def test_concurrent_misses_of_one_key_make_one_call() -> None:
-    calls = 0
-
-    async def slow_call() -> str:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.05)
-        return "answer"
-
-    async def fifty_at_once() -> list[Cached[str]]:
-        cache = ReadThroughCache[str]("test", ttl=60, stale_for=0)
-        return await asyncio.gather(*(cache.get("key", slow_call) for _ in range(50)))
-
-    answers = asyncio.run(fifty_at_once())
-    assert calls == 1
-    assert {answer.value for answer in answers} == {"answer"}
-
-
-def test_a_caller_that_gives_up_does_not_cancel_the_others_call() -> None:
-    async def scenario() -> str:
-        cache = ReadThroughCache[str]("test", ttl=60, stale_for=0)
-        started = asyncio.Event()
-
-        async def call() -> str:
-            started.set()
-            await asyncio.sleep(0.05)
-            return "answer"
-
-        impatient = asyncio.create_task(cache.get("key", call))
-        await started.wait()
-        patient = asyncio.create_task(cache.get("key", call))
-        await asyncio.sleep(0)
-        impatient.cancel()
-        return (await patient).value
-
-    assert asyncio.run(scenario()) == "answer"

@@ -47,6 +47,10 @@ DATABASE_SCHEMES = ("sqlite+aiosqlite:///",)
 DEVELOPMENT_BROKER_URL = "amqp://guest:guest@localhost:5672/"  # nosec B105
 {%- endif %}
 
+{%- if cookiecutter.include_examples %}
+CACHE_SCHEMES = ("memory://", "redis://", "rediss://")
+{%- endif %}
+
 Environment = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["console", "json"]
@@ -204,6 +208,9 @@ class Settings(BaseSettings):
     # this much longer when the API fails (0: never stale).
     characters_cache_ttl_seconds: float = Field(default=60.0, ge=0, le=86_400)
     characters_cache_stale_seconds: float = Field(default=600.0, ge=0, le=604_800)
+    # Where the cache keeps its answers: memory:// (per process), or redis://host:6379/0
+    # (rediss:// for TLS), shared by every replica. A secret: the URL may carry a password.
+    cache_url: SecretStr = SecretStr("memory://")
     # The CPU-heavy example (api/primes.py): processes in its pool (0: one thread instead, for
     # where processes cannot start, e.g. AWS Lambda), and jobs allowed to wait for one.
     cpu_workers: int = Field(default=2, ge=0, le=64)
@@ -310,6 +317,16 @@ class Settings(BaseSettings):
         url = value.get_secret_value()
         if url and not url.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
+        return value
+{%- endif %}
+
+{%- if cookiecutter.include_examples %}
+
+    @field_validator("cache_url")
+    @classmethod
+    def cache_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(CACHE_SCHEMES):
+            raise ValueError("must start with memory://, redis:// or rediss://")
         return value
 {%- endif %}
 

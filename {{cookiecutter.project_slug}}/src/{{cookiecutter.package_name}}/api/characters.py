@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field
 
 from ..domain.characters import Character, CharactersApi
 from ..resilience.cache import Cached, ReadThroughCache
+from ..resilience.cache_redis import open_cache_store
 from ..errors import Problem
 from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
 from ..settings import Settings
@@ -28,12 +29,17 @@ MAX_IDS = 20
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     policy = UpstreamPolicy.from_settings(settings, "characters", settings.characters_api_url)
-    cache = ReadThroughCache[Character | None](
-        "characters",
-        ttl=settings.characters_cache_ttl_seconds,
-        stale_for=settings.characters_cache_stale_seconds,
-    )
-    async with open_upstream(app, policy) as upstream:
+    async with (
+        open_cache_store(settings.cache_url.get_secret_value()) as store,
+        open_upstream(app, policy) as upstream,
+    ):
+        cache = ReadThroughCache[Character | None](
+            "characters",
+            Character | None,
+            store,
+            ttl=settings.characters_cache_ttl_seconds,
+            stale_for=settings.characters_cache_stale_seconds,
+        )
         yield {"characters_api": CharactersApi(upstream, cache)}
 
 

@@ -58,7 +58,8 @@ UPSTREAM_RETRIES = Counter(
 )
 UPSTREAM_CACHE = Counter(
     "upstream_cache_total",
-    "Answers of an upstream's read-through cache: hit, miss (one upstream call) or stale.",
+    "Answers of an upstream's read-through cache: hit, miss (one upstream call) or stale; "
+    "error: its store could not be read or written (the upstream answered).",
     ["upstream", "result"],
 )
 BREAKER_STATE = Gauge(
