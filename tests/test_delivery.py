@@ -24,6 +24,7 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 
+from .combinations import COMBINATIONS
 from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running
 from .test_template import tool
@@ -103,6 +104,14 @@ class Step:
     name: str
     script: str
     env: dict[str, str]
+    python: str | None  # the test job's matrix Python
+
+
+# The test job's pytest step runs once per matrix Python. On the baked Python it is the very
+# command `make check` runs (test_make_check_passes); on the others, one bake runs it for all.
+EVERY_PYTHON_IN = "py3.11-no_examples-no_realtime"
+MAKE_CHECK_RUNS_IT = "the baked Python's tests: the same command runs in `make check`"
+ONE_BAKE_RUNS_IT = f"another Python's tests: the {EVERY_PYTHON_IN} bake runs every Python's"
 
 
 def expand(value: object, matrix: dict[str, str]) -> str:
@@ -132,14 +141,28 @@ def workflow_steps(baked: Baked, venvs: Path) -> Iterator[Step]:
                     step_env = {k: expand(v, combination) for k, v in step.get("env", {}).items()}
                     name = step.get("name") or step["run"].splitlines()[0]
                     label = f"{job_id}[{python}]" if python else job_id
-                    yield Step(label, f"{index}: {name}", step["run"], {**env, **step_env})
+                    yield Step(label, f"{index}: {name}", step["run"], {**env, **step_env}, python)
 
 
-def test_the_workflow_offline_steps_run_green_in_order(installed: Baked, tmp_path: Path) -> None:
+def why_not_run(step: Step, installed: Baked, every_python: bool) -> str | None:
+    offline = next((why for key, why in OFFLINE_SKIPS.items() if key in step.script), None)
+    if offline or step.python is None or "pytest" not in step.script:
+        return offline
+    if step.python == installed.context["python_version"]:
+        make_test = (installed.path / "Makefile").read_text().replace("$(UV)", "uv")
+        assert f"\t{step.script.strip()}\n" in make_test  # `make test`'s recipe, the same
+        return MAKE_CHECK_RUNS_IT
+    return None if every_python else ONE_BAKE_RUNS_IT
+
+
+def test_the_workflow_offline_steps_run_green_in_order(
+    installed: Baked, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    every_python = request.node.callspec.params["baked"] == COMBINATIONS[EVERY_PYTHON_IN]
     ran: list[str] = []
     skipped: list[tuple[str, str]] = []
     for step in workflow_steps(installed, tmp_path):
-        reason = next((why for key, why in OFFLINE_SKIPS.items() if key in step.script), None)
+        reason = why_not_run(step, installed, every_python)
         if reason:
             skipped.append((f"{step.job} {step.name}", reason))
             continue
@@ -158,9 +181,11 @@ def test_the_workflow_offline_steps_run_green_in_order(installed: Baked, tmp_pat
             assert "safety scan skipped" in output  # no secret here, as on a fork's pull request
     (installed.path / "requirements-audit.txt").unlink(missing_ok=True)
     print("\nran:", *ran, "skipped:", *(f"{n}: {why}" for n, why in skipped), sep="\n  ")
-    assert any("pytest" in name for name in ran) and any("bandit" in name for name in ran)
-    # Exactly the Docker and vulnerability-database steps are left out, nothing else.
-    reasons = [why for _, why in skipped]
+    assert any("bandit" in name for name in ran)
+    pythons = workflow(installed)["jobs"]["tests"]["strategy"]["matrix"]["python-version"]
+    assert len([name for name in ran if "pytest" in name]) == (len(pythons) - 1) * every_python
+    # Besides those tests, exactly the Docker and vulnerability-database steps are left out.
+    reasons = [why for _, why in skipped if why not in (MAKE_CHECK_RUNS_IT, ONE_BAKE_RUNS_IT)]
     assert reasons == [OFFLINE_SKIPS["pip-audit"]] + [OFFLINE_SKIPS["docker "]] * 3
 
 

@@ -62,7 +62,7 @@ def test_rare_and_invented_methods_are_one_series(installed: Baked) -> None:
     assert other == reached_the_app
 
 
-def uvicorn_workers(installed: Baked, workers: int = 2) -> Command:
+def uvicorn_workers(installed: Baked, workers: int = 2, healthcheck: int = 120) -> Command:
     """The service started by uvicorn's own command line and process manager, not ours."""
 
     def command(port: int) -> list[str]:
@@ -71,7 +71,7 @@ def uvicorn_workers(installed: Baked, workers: int = 2) -> Command:
             f"{installed.package}.main:app",
             f"--port={port}",
             f"--workers={workers}",
-            "--timeout-worker-healthcheck=120",  # a new worker imports the app: slow when busy
+            f"--timeout-worker-healthcheck={healthcheck}",  # a new worker imports the app: slow
         ]
 
     return command
@@ -116,7 +116,8 @@ def production(installed: Baked) -> dict[str, str]:
 def test_uvicorn_workers_without_a_metrics_directory_refuse_to_start(installed: Baked) -> None:
     env = {**os.environ, **production(installed)}
     env.pop(MULTIPROC_DIR, None)
-    command = uvicorn_workers(installed)(free_port())
+    # A worker pinged while it exits answers nothing until the health check times out: short.
+    command = uvicorn_workers(installed, healthcheck=15)(free_port())
     # uvicorn's process manager stops once a worker fails to start (its own exit status is 0).
     # A session of its own: should it serve instead, the test stops its workers too.
     process = subprocess.Popen(
