@@ -343,6 +343,6 @@ def test_without_a_database_the_broker_down_is_a_503_and_writes_resume_by_themse
     while events.post("After").status_code != 201:
         assert time.monotonic() < deadline, "writes did not resume"
         time.sleep(0.5)
-    wait_until(lambda: len(events.handled()) == 2, worker, timeout=120)
+    wait_until(lambda: len(events.handled()) == 2, worker, timeout=180)  # reconnects back off to 30 s
     names = httpx.get(f"{events.service.url}{URL}").json()
     assert sorted(article["name"] for article in names) == ["After", "Before"]  # not "During"
