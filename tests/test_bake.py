@@ -358,6 +358,7 @@ def test_the_service_serves_websocket_and_sse(
 
 
 def test_the_service_logs_json_and_stops_cleanly_on_sigterm(service: Service) -> None:
+    assert httpx.get(f"{service.url}/no/such/page").status_code == 404  # an access line at least
     output = service.stop()
     entries = [json.loads(line) for line in output.splitlines()]
     messages = [entry["message"] for entry in entries]

@@ -4,12 +4,11 @@
 Each test has a database of its own, its tables made from the models: a SQLite file, or, when
 TEST_DATABASE_URL is set{% if cookiecutter.database == "postgresql" %} (postgresql+asyncpg://...){% endif %}, that database emptied before the test.
 """
-
-import asyncio
 {%- else -%}
 """Fixtures: settings isolated from .env, the app with its lifespan running, a real server."""
 {%- endif %}
 
+import asyncio
 import io
 import json
 import logging
@@ -19,22 +18,16 @@ import subprocess
 import sys
 import threading
 import time
-{%- if cookiecutter.database != "none" %}
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-{%- else %}
-from collections.abc import Callable, Iterator
-{%- endif %}
 from dataclasses import dataclass, field
 {%- if cookiecutter.database != "none" %}
 from pathlib import Path
 {%- endif %}
-{%- if cookiecutter.database != "none" %}
-from typing import Any, TypeVar
-{%- elif cookiecutter.messaging == "rabbitmq" %}
-from typing import Any, cast
+{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
+from typing import Any, TypeVar, cast
 {%- else %}
-from typing import Any
+from typing import Any, TypeVar
 {%- endif %}
 
 import httpx2
@@ -91,8 +84,8 @@ NO_BROKER_URL = "amqp://guest:guest@127.0.0.1:1/"
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-T = TypeVar("T")
 {%- endif %}
+T = TypeVar("T")
 
 
 def production_settings(**overrides: Any) -> dict[str, Any]:
@@ -110,7 +103,6 @@ def production_settings(**overrides: Any) -> dict[str, Any]:
     required["broker_url"] = PRODUCTION_BROKER_URL
 {%- endif %}
     return {**required, "environment": "production", **overrides}
-{%- if cookiecutter.database != "none" %}
 
 
 def run_async(work: Coroutine[Any, Any, T]) -> T:
@@ -118,6 +110,7 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
     main thread would leave it without an event loop for code that asks for the current one."""
     with ThreadPoolExecutor(max_workers=1) as thread:
         return thread.submit(asyncio.run, work).result()
+{%- if cookiecutter.database != "none" %}
 
 
 async def empty_tables(url: str) -> None:

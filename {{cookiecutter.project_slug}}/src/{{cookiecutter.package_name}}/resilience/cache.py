@@ -72,7 +72,7 @@ class Cached(Generic[T]):
 
 
 class ReadThroughCache(Generic[T]):
-    """`value_type` is T itself (e.g. `Character | None`): how answers are stored as JSON."""
+    """`value_type` is T itself (e.g. `Model | None`): how answers are stored as JSON."""
 
     def __init__(
         self, upstream: str, value_type: Any, store: CacheStore, ttl: float, stale_for: float
