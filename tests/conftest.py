@@ -132,6 +132,21 @@ class Publisher:
     protocols: list[str]
 
 
+JWT_SECRET = "a-jwt-secret-of-the-template-tests-0123456789"
+
+
+def issue_token(installed: Baked, subject: str, scope: str) -> str:
+    """A token for `subject` with `scope`, signed by the bake's own TokenAuthority with
+    JWT_SECRET (the service under test gets the same secret)."""
+    issue = (
+        f"from {installed.package}.security.tokens import TokenAuthority as T; "
+        f"print(T({JWT_SECRET!r}, {installed.context['project_slug']!r}, 3600)"
+        f".issue({subject!r}, [{scope!r}]))"
+    )
+    python = str(installed.path / ".venv" / "bin" / "python")
+    return run([python, "-c", issue], installed.path).stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def publisher(installed: Baked) -> Publisher:
     prefix = installed.package.upper()
@@ -141,15 +156,8 @@ def publisher(installed: Baked) -> Publisher:
         settings = {f"{prefix}_API_KEY_DIGESTS": f"publisher:{digest}"}
         return Publisher(settings, {"X-API-Key": key}, ["api-key", key])
     if installed.context["auth"] == "jwt":
-        secret = "a-jwt-secret-of-the-template-tests-0123456789"
-        issue = (
-            f"from {installed.package}.security.tokens import TokenAuthority as T; "
-            f"print(T({secret!r}, {installed.context['project_slug']!r}, 600)"
-            ".issue('publisher', ['realtime:write']))"
-        )
-        python = str(installed.path / ".venv" / "bin" / "python")
-        token = run([python, "-c", issue], installed.path).stdout.strip()
-        settings = {f"{prefix}_JWT_SECRET": secret}
+        token = issue_token(installed, "publisher", "realtime:write")
+        settings = {f"{prefix}_JWT_SECRET": JWT_SECRET}
         return Publisher(settings, {"Authorization": f"Bearer {token}"}, ["bearer", token])
     return Publisher({}, {}, [])
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from .combinations import COMBINATIONS, first_with_messaging
-from .conftest import Baked, run
+from .conftest import JWT_SECRET, Baked, issue_token, run
 from .rabbitmq import RabbitMQ
 from .served import Service, free_port, running
 from .postgres import database_name
@@ -46,15 +46,8 @@ def writer_settings(baked: Baked) -> tuple[dict[str, str], dict[str, str]]:
     """The settings and headers that let the tests write articles under the bake's auth."""
     prefix = baked.package.upper()
     if baked.context["auth"] == "jwt":
-        secret = "a-jwt-secret-of-the-template-tests-0123456789"
-        issue = (
-            f"from {baked.package}.security.tokens import TokenAuthority as T; "
-            f"print(T({secret!r}, {baked.context['project_slug']!r}, 3600)"
-            ".issue('writer', ['articles:write']))"
-        )
-        python = str(baked.path / ".venv" / "bin" / "python")
-        token = run([python, "-c", issue], baked.path).stdout.strip()
-        return {f"{prefix}_JWT_SECRET": secret}, {"Authorization": f"Bearer {token}"}
+        token = issue_token(baked, "writer", "articles:write")
+        return {f"{prefix}_JWT_SECRET": JWT_SECRET}, {"Authorization": f"Bearer {token}"}
     if baked.context["auth"] == "api_key":
         import hashlib
 
