@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from pydantic import BeforeValidator, Field
 
 from ..domain.characters import Character, CharactersApi
-from ..resilience.cache import Cached, ReadThroughCache
-from ..resilience.cache_redis import open_cache_store
 from ..errors import Problem
 from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
+from ..resilience.cache import Cached, ReadThroughCache
+from ..resilience.cache_redis import open_cache_store
 from ..settings import Settings
 from ..security.rate_limit import RATE_LIMITED
 from . import API_PREFIX
