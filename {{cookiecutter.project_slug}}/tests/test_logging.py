@@ -12,6 +12,7 @@ from {{ cookiecutter.package_name }}.observability.logging import (
     DropUvicornTraceback,
     JsonFormatter,
     access_logger,
+    log_access,
     setup_logging,
 )
 from {{ cookiecutter.package_name }}.observability.request_id import request_id_var
@@ -80,6 +81,26 @@ def test_the_access_line_goes_through_logging_with_the_same_formatter(
     assert entry["request_id"] == "req-2" and entry["level"] == "INFO"
     assert {key: entry[key] for key in fields} == fields
     assert entry["duration_ms"] == 12.34
+
+
+def test_log_access_writes_the_line_logger_info_writes_and_obeys_the_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging(Settings(_env_file=None, log_format="json"))
+    fields = {"method": "GET", "route": "/a", "status": 200, "authorization": "Bearer x"}
+    token = request_id_var.set("req-4")
+    try:
+        access_logger.info("request", extra=fields)
+        log_access(fields)
+        access_logger.setLevel(logging.WARNING)
+        log_access(fields)
+    finally:
+        access_logger.setLevel(logging.NOTSET)
+        request_id_var.reset(token)
+    by_info, by_log_access = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    del by_info["timestamp"], by_log_access["timestamp"]
+    assert by_log_access == by_info
+    assert by_info["request_id"] == "req-4" and by_info["authorization"] == "[redacted]"
 
 
 @pytest.mark.parametrize("created", [0.0, 1.9996, 1_700_000_000.25, 1_700_000_001.5])
