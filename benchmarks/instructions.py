@@ -77,6 +77,12 @@ PRODUCTION: dict[str, Any] = {
 }
 
 
+def chosen(names: list[str]) -> list[str]:
+    """The variants to run, in VARIANTS' order: those named, and bare and service, which every
+    ratio needs."""
+    return [name for name in VARIANTS if name in {"bare", "service", *names}]
+
+
 def build(name: str) -> Any:
     if name == "bare":
         from bare_app import app
@@ -189,8 +195,7 @@ def main() -> None:
     import bench
 
     project = bench.bake(args.build)
-    variants = [name for name in VARIANTS if name in {"bare", "service", *args.variants}]
-    per_request = run(project, args.requests, args.build / "callgrind", variants)
+    per_request = run(project, args.requests, args.build / "callgrind", chosen(args.variants))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"requests": args.requests, "instructions_per_request": per_request}, indent=2) + "\n")
     print(report(per_request, args.requests))
