@@ -77,6 +77,12 @@ PRODUCTION: dict[str, Any] = {
 }
 
 
+def chosen(names: list[str]) -> list[str]:
+    """The variants to run, in VARIANTS' order: those named, and bare and service, which every
+    ratio needs."""
+    return [name for name in VARIANTS if name in {"bare", "service", *names}]
+
+
 def build(name: str) -> Any:
     if name == "bare":
         from bare_app import app
@@ -131,7 +137,7 @@ def count(build: Path, requests: int) -> dict[str, float]:
     return {name: statistics.mean(runs) / requests for name, runs in totals.items()}
 
 
-def run(project: Path, requests: int, build: Path) -> dict[str, float]:
+def run(project: Path, requests: int, build: Path, variants: list[str]) -> dict[str, float]:
     import bench  # the driver's side only (it needs the template's environment)
 
     build.mkdir(parents=True, exist_ok=True)
@@ -144,7 +150,7 @@ def run(project: Path, requests: int, build: Path) -> dict[str, float]:
            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{bench.SINK_PORT}"}  # fmt: skip
     # A variant's count moves by up to 3% with the hash seed (dict and set layouts): each
     # variant runs under the same few seeds, and the mean is kept.
-    runs = [(name, seed) for name in VARIANTS for seed in HASH_SEEDS]
+    runs = [(name, seed) for name in variants for seed in HASH_SEEDS]
 
     def inside(number: int, run: tuple[str, str]) -> None:
         name, seed = run
@@ -175,6 +181,9 @@ def report(per_request: dict[str, float], requests: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="NAME",
+                        help="only these variants (bare and service always run: the ratios need them); "
+                        f"of: {', '.join(map(repr, VARIANTS))}")  # fmt: skip
     parser.add_argument("--inside", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
@@ -186,7 +195,7 @@ def main() -> None:
     import bench
 
     project = bench.bake(args.build)
-    per_request = run(project, args.requests, args.build / "callgrind")
+    per_request = run(project, args.requests, args.build / "callgrind", chosen(args.variants))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"requests": args.requests, "instructions_per_request": per_request}, indent=2) + "\n")
     print(report(per_request, args.requests))

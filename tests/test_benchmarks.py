@@ -115,6 +115,15 @@ def test_instruction_counts_are_read_per_variant_from_callgrinds_dumps(tmp_path)
     assert table[-2:] == ["| service | 600 | 1.50 |  |", "| without x | 500 | 1.25 | -100 |"]
 
 
+def test_instruction_variants_chosen_keep_bare_and_service_and_their_order() -> None:
+    import instructions
+
+    access_log = "without the access log"
+    assert instructions.chosen([access_log]) == ["bare", "service", access_log]
+    assert instructions.chosen(["without CORS", "bare"]) == ["bare", "service", "without CORS"]
+    assert instructions.chosen(list(instructions.VARIANTS)) == list(instructions.VARIANTS)
+
+
 def test_import_times_are_read_by_package_and_the_services_additions_ranked() -> None:
     from collections import Counter
 

@@ -2,6 +2,7 @@
 service, two workers counted exactly, and spans received over OTLP/HTTP by a receiver here."""
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -192,6 +193,8 @@ def test_spans_continue_the_incoming_trace_and_logs_carry_its_id(
     assert access[0]["trace_id"] == TRACE_ID
     assert access[0]["span_id"] == span.span_id.hex()
     assert access[0]["route"] == "/openapi.json"
+    assert access[0]["method"] == "GET" and access[0]["status"] == 200
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", access[0]["timestamp"])
 
 
 def test_unsampled_requests_export_nothing(

@@ -2,6 +2,7 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from {{ cookiecutter.package_name }}.observability.logging import (
     DropUvicornTraceback,
     JsonFormatter,
     access_logger,
+    log_access,
     setup_logging,
 )
 from {{ cookiecutter.package_name }}.observability.request_id import request_id_var
@@ -79,6 +81,53 @@ def test_the_access_line_goes_through_logging_with_the_same_formatter(
     assert entry["request_id"] == "req-2" and entry["level"] == "INFO"
     assert {key: entry[key] for key in fields} == fields
     assert entry["duration_ms"] == 12.34
+
+
+def test_log_access_writes_the_line_logger_info_writes_and_obeys_the_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging(Settings(_env_file=None, log_format="json"))
+    fields = {"method": "GET", "route": "/a", "status": 200, "authorization": "Bearer x"}
+    token = request_id_var.set("req-4")
+    try:
+        access_logger.info("request", extra=fields)
+        log_access(fields)
+        access_logger.setLevel(logging.WARNING)
+        log_access(fields)
+    finally:
+        access_logger.setLevel(logging.NOTSET)
+        request_id_var.reset(token)
+    by_info, by_log_access = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    del by_info["timestamp"], by_log_access["timestamp"]
+    assert by_log_access == by_info
+    assert by_info["request_id"] == "req-4" and by_info["authorization"] == "[redacted]"
+
+
+@pytest.mark.parametrize("created", [0.0, 1.9996, 1_700_000_000.25, 1_700_000_001.5])
+def test_the_timestamp_is_utc_to_the_millisecond_within_and_across_seconds(
+    created: float,
+) -> None:
+    formatter = JsonFormatter()
+    for moment in (created, created + 0.001, created + 1, created):  # the second cached, or not
+        made = record("svc", "tick")
+        made.created, made.msecs = moment, int(moment * 1000) % 1000
+        expected = datetime.fromtimestamp(int(moment), UTC).replace(microsecond=made.msecs * 1000)
+        stamp = json.loads(formatter.format(made))["timestamp"]
+        assert stamp == expected.isoformat(timespec="milliseconds")
+
+
+def test_the_timestamp_keeps_the_second_its_milliseconds_count_from() -> None:
+    made = record("svc", "tick")  # a clock in nanoseconds: created rounded up, msecs not
+    made.created, made.msecs = 1_700_000_000.0, 999.0
+    stamp = json.loads(JsonFormatter().format(made))["timestamp"]
+    assert stamp == "2023-11-14T22:13:19.999+00:00"
+
+
+def test_setup_looks_up_no_thread_process_or_task_for_a_record() -> None:
+    setup_logging(Settings(_env_file=None))
+    made = record("svc", "plain")
+    assert (made.thread, made.process, made.processName) == (None, None, None)
+    assert vars(made).get("taskName") is None  # since Python 3.12
 
 
 def test_setup_routes_uvicorn_loggers_through_the_root_json_handler() -> None:

@@ -15,7 +15,8 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+import time
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import trace
@@ -41,6 +42,17 @@ CONSOLE_IDS = {"request_id": "req", "trace_id": "trace"}
 access_logger = logging.getLogger("access")
 
 
+def log_access(fields: dict[str, Any]) -> None:
+    """The access line, as `access_logger.info("request", extra=fields)` writes it, without
+    searching the stack for its caller: neither format prints the caller."""
+    if access_logger.isEnabledFor(logging.INFO):
+        # No file, line or function: the caller is always the middleware.
+        record = access_logger.makeRecord(
+            "access", logging.INFO, "", 0, "request", (), None, extra=fields
+        )
+        access_logger.handle(record)
+
+
 def add_correlation_ids(entry: dict[str, Any]) -> None:
     """The request id, and the trace and span ids inside a sampled request."""
     request_id = request_id_var.get()
@@ -52,22 +64,43 @@ def add_correlation_ids(entry: dict[str, Any]) -> None:
         entry["span_id"] = format(span.span_id, "016x")
 
 
+@lru_cache(maxsize=256)  # a program logs with a few sets of `extra=` names, again and again
+def extra_names(names: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """Of a record's attribute names, those from `extra=`, each with whether it names a secret."""
+    return tuple(
+        (name, any(word in name.lower() for word in SECRET_WORDS))
+        for name in names
+        if name not in STANDARD_ATTRIBUTES
+    )
+
+
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The record's `extra=` fields, those named like a secret redacted."""
-    fields = {}
-    for key, value in vars(record).items():
-        if key not in STANDARD_ATTRIBUTES:
-            secret = any(word in key.lower() for word in SECRET_WORDS)
-            fields[key] = "[redacted]" if secret else value
-    return fields
+    attributes = vars(record)
+    return {
+        name: "[redacted]" if secret else attributes[name]
+        for name, secret in extra_names(tuple(attributes))
+    }
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record, its timestamp in UTC to the millisecond."""
+
+    encoder = json.JSONEncoder(default=str)  # built once: json.dumps(default=) builds one a call
+    second = (-1, "")  # the last second formatted, and its text: a log line is rarely the first
+
+    def timestamp(self, record: logging.LogRecord) -> str:
+        # The second that msecs counts from (a float `created` can round up to the next one).
+        whole = round(record.created - record.msecs / 1000)
+        cached, text = self.second
+        if whole != cached:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self.second = (whole, text)
+        return f"{text}.{int(record.msecs):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "timestamp": self.timestamp(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -76,7 +109,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return self.encoder.encode(entry)
 
 
 def console_value(value: Any) -> str:
@@ -119,6 +152,9 @@ class DropUvicornTraceback(logging.Filter):
 
 def setup_logging(settings: Settings) -> None:
     """Send every logger, uvicorn's included, through one handler on stdout (LOG_FORMAT)."""
+    # Neither format prints the thread, the process or the asyncio task: no record looks them up.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    setattr(logging, "logAsyncioTasks", False)  # documented since 3.12, not yet in typeshed
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(FORMATTERS[settings.log_format]())
     root = logging.getLogger()

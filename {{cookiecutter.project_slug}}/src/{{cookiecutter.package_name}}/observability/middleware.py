@@ -11,7 +11,7 @@ from time import perf_counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings import Settings
-from .logging import access_logger
+from .logging import log_access
 from .metrics import METRICS_PATH, RequestMetrics
 from .tracing import Tracing, end_span
 
@@ -70,4 +70,4 @@ class ObservabilityMiddleware:
                     "duration_ms": round(seconds * 1000, 2),
                     "client": client[0] if client else None,
                 }
-                access_logger.info("request", extra=fields)
+                log_access(fields)
