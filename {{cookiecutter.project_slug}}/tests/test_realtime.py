@@ -200,9 +200,13 @@ def test_sigterm_ends_open_streams_and_sockets_and_the_server_exits_at_once(
     tmp_path: Path,
 ) -> None:
     settings = {
-        # Read by the bakes that have them, ignored by the others.
+        f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECONDS": "20",  # the streams must not wait for it
+{%- if cookiecutter.database != "none" %}
         f"{ENV_PREFIX}DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}",
-        f"{ENV_PREFIX}BROKER_URL": "amqp://guest:guest@127.0.0.1:1/",
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+        f"{ENV_PREFIX}BROKER_URL": "amqp://guest:guest@127.0.0.1:1/",  # nothing listens there
+{%- endif %}
     }
     server = start_server(settings)
     ws = server.url.replace("http://", "ws://") + WS
