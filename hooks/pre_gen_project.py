@@ -110,6 +110,17 @@ def check_boolean(option: str, value: object) -> str | None:
     return f"{option}={value!r} is not true or false"
 
 
+def check_lambda(aws_lambda: object, messaging: object) -> str | None:
+    """What cannot run on Lambda: a frozen container runs no background loop."""
+    if aws_lambda is True and messaging == "rabbitmq":
+        return (
+            "aws_lambda=true does not go with messaging=rabbitmq: the outbox relay is a background "
+            "loop, and a frozen Lambda container runs no loop and keeps no broker connection; "
+            "use aws_lambda=false or messaging=none"
+        )
+    return None
+
+
 def find_bad_answer(answers: dict[str, Any]) -> tuple[str, str] | None:
     """The first bad answer's name and what is wrong with it, or None when all are fine."""
     text = {key: str(value) for key, value in answers.items()}
@@ -123,6 +134,7 @@ def find_bad_answer(answers: dict[str, Any]) -> tuple[str, str] | None:
         ("version", check_version(text["version"])),
         *[(option, check_choice(option, answers[option])) for option in CHOICES],
         *[(option, check_boolean(option, answers[option])) for option in BOOLEANS],
+        ("aws_lambda", check_lambda(answers["aws_lambda"], answers["messaging"])),
     ]
     return next(((key, error) for key, error in checks if error), None)
 

@@ -9,6 +9,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ import httpx
 import pytest
 import yaml
 from openapi_spec_validator import validate
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from .combinations import COMBINATIONS, first_with_realtime
 from .conftest import Baked, Publisher, run
-from .served import Service, free_port, running
+from .served import Service, free_port, running, start_service
 from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
@@ -355,6 +357,60 @@ def test_the_service_serves_websocket_and_sse(
     assert json.loads(data[0].removeprefix("data: "))["text"] == "over the wire"
     if installed.context["auth"] != "none":
         assert httpx.post(f"{base}/messages", json=text).status_code == 401
+
+
+def read_stream(lines: Iterator[str]) -> list[str]:
+    """The lines left; raises when the response is torn rather than ended."""
+    return list(lines)
+
+
+def close_code(socket: Any) -> int | None:
+    try:
+        while True:
+            socket.recv(timeout=60)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_ends_open_streams_and_sockets_and_exits_promptly(
+    request: pytest.FixtureRequest, installed: Baked, publisher: Publisher, workers: int
+) -> None:
+    """Once, in the first combination with the realtime endpoints: 10 event streams and 10
+    WebSockets open, the service exits within 10 s of SIGTERM, every stream ends cleanly and
+    every socket is closed with 1001 (going away), with one worker process or several."""
+    if request.node.callspec.params["baked"] != COMBINATIONS[first_with_realtime()]:
+        pytest.skip(f"runs once, in {first_with_realtime()}")
+    prefix = installed.package.upper()
+    settings = {
+        **publisher.settings,
+        f"{prefix}_WORKERS": str(workers),
+        f"{prefix}_REALTIME_MAX_CONNECTIONS_PER_CLIENT": "10",
+        f"{prefix}_REALTIME_MAX_STREAMS_PER_CLIENT": "10",
+    }
+    service = start_service(installed.path, installed.package, settings)
+    base = f"{service.url}/api/v1/realtime"
+    ws = base.replace("http://", "ws://") + "/ws"
+    with ExitStack() as stack, ThreadPoolExecutor(max_workers=20) as pool:
+        stack.callback(service.process.kill)  # whatever failed
+        streams = []
+        for _ in range(10):
+            response = stack.enter_context(httpx.stream("GET", f"{base}/events", timeout=60))
+            lines = response.iter_lines()
+            assert next(lines) == "retry: 3000"
+            streams.append(pool.submit(read_stream, lines))
+        options = {"additional_headers": publisher.headers, "open_timeout": 10}
+        sockets = [stack.enter_context(connect(ws, **options)) for _ in range(10)]
+        codes = [pool.submit(close_code, socket) for socket in sockets]
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        service.process.wait(timeout=60)
+        took = time.monotonic() - started
+        ends = [stream.result(timeout=10)[-1:] for stream in streams]
+        closes = [code.result(timeout=10) for code in codes]
+    assert took < 10, f"exited {took:.1f} s after SIGTERM"
+    assert ends == [[""]] * 10  # the last frame's blank line, then the end of the response
+    assert closes == [1001] * 10
 
 
 def test_the_service_logs_json_and_stops_cleanly_on_sigterm(service: Service) -> None:

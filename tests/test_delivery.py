@@ -109,7 +109,7 @@ class Step:
 
 # The test job's pytest step runs once per matrix Python. On the baked Python it is the very
 # command `make check` runs (test_make_check_passes); on the others, one bake runs it for all.
-EVERY_PYTHON_IN = "py3.11-no_examples-no_realtime"
+EVERY_PYTHON_IN = "py3.11-lambda-no_examples-no_realtime"
 MAKE_CHECK_RUNS_IT = "the baked Python's tests: the same command runs in `make check`"
 ONE_BAKE_RUNS_IT = f"another Python's tests: the {EVERY_PYTHON_IN} bake runs every Python's"
 
@@ -598,7 +598,9 @@ def test_the_configmap_lets_the_ingress_host_probes_and_prometheus_in(installed:
 # AWS Lambda
 
 
-def test_the_lambda_handler_answers_an_api_gateway_event(installed: Baked) -> None:
+def test_the_lambda_handler_answers_api_gateway_events_and_starts_the_app_once(
+    installed: Baked,
+) -> None:
     handler = installed.path / "src" / installed.package / "lambda_handler.py"
     if not installed.context["aws_lambda"]:
         assert not handler.exists()
@@ -619,12 +621,17 @@ def test_the_lambda_handler_answers_an_api_gateway_event(installed: Baked) -> No
         },
         "isBase64Encoded": False,
     }
+    # A fresh process, as a container's cold start, then three invocations in it.
     script = (
-        f"import json, sys; from {installed.package}.lambda_handler import handler; "
-        "print(json.dumps(handler(json.loads(sys.argv[1]), object())))"
+        f"import json, sys; from {installed.package}.lambda_handler import handler\n"
+        "event = json.loads(sys.argv[1])\n"
+        "for _ in range(3): print(json.dumps({'response': handler(event, object())}))"
     )
     python = str(installed.path / ".venv" / "bin" / "python")
-    result = run([python, "-c", script, json.dumps(event)], installed.path)
-    response = json.loads(result.stdout.splitlines()[-1])
-    assert response["statusCode"] == 200
-    assert json.loads(response["body"]) == {"status": "ok"}
+    env = {f"{installed.package.upper()}_LOG_FORMAT": "json"}
+    result = run([python, "-c", script, json.dumps(event)], installed.path, env=env)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    responses = [line["response"] for line in lines if "response" in line]
+    assert [r["statusCode"] for r in responses] == [200, 200, 200]
+    assert json.loads(responses[-1]["body"]) == {"status": "ok"}
+    assert [line.get("message") for line in lines].count("starting") == 1

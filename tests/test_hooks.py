@@ -88,6 +88,14 @@ def test_each_bad_answer_is_named(answer: str, value: str, message: str) -> None
     assert error is not None and message in error
 
 
+def test_lambda_with_rabbitmq_is_refused_in_one_line_and_either_alone_passes() -> None:
+    error = pre_gen.find_error({**GOOD, "aws_lambda": True, "messaging": "rabbitmq"})
+    assert error is not None and "aws_lambda=true does not go with messaging=rabbitmq" in error
+    assert "\n" not in error
+    assert pre_gen.find_error({**GOOD, "aws_lambda": True}) is None
+    assert pre_gen.find_error({**GOOD, "messaging": "rabbitmq"}) is None
+
+
 @pytest.mark.parametrize("version", ["0.1.0", "1.0", "2.0.0a1", "1.0.post1", "1.0.0.dev3", "1!2.0"])
 def test_pep440_versions_are_accepted(version: str) -> None:
     assert pre_gen.check_version(version) is None
@@ -132,6 +140,17 @@ def test_a_bad_answer_stops_generation_with_one_error_line_and_no_folder(
     assert "Traceback" not in result.stdout + result.stderr
     assert error_lines(result) == [result.stdout.splitlines()[0]]
     assert result.stdout.startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lambda_with_rabbitmq_stops_generation_with_one_error_line_and_no_folder(
+    tmp_path: Path,
+) -> None:
+    result = bake_with_cli(tmp_path, "aws_lambda=true", "messaging=rabbitmq")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    [error] = error_lines(result)
+    assert error.startswith("ERROR: aws_lambda=true does not go with messaging=rabbitmq")
     assert list(tmp_path.iterdir()) == []
 
 

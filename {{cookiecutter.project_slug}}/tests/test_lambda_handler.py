@@ -1,13 +1,18 @@
-"""The Lambda handler answers API Gateway events, HTTP API (v2) and REST API (v1) alike."""
+"""The Lambda handler answers API Gateway events, HTTP API (v2) and REST API (v1) alike, and
+starts the app once per container."""
 
 import asyncio
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
+from {{ cookiecutter.package_name }} import lambda_handler
 from {{ cookiecutter.package_name }}.lambda_handler import handler
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX
 
 # In the default ALLOWED_HOSTS. On AWS, list the API's domain there
 # (e.g. abc123.execute-api.eu-west-1.amazonaws.com): any other Host gets a 400.
@@ -15,14 +20,10 @@ HOST = "localhost"
 
 
 @pytest.fixture(autouse=True)
-def event_loop_of_a_new_process() -> Iterator[None]:
-    """Mangum asks for the main thread's event loop, as a new Lambda process has one; an
-    asyncio.run() in an earlier test leaves the main thread without."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    asyncio.set_event_loop(None)
-    loop.close()
+def the_containers_event_loop() -> None:
+    """A container's thread runs only the handler; here, an asyncio.run() in an earlier test
+    leaves the thread without a current loop: give the container's back."""
+    asyncio.set_event_loop(lambda_handler.loop)
 
 
 class Context:
@@ -96,3 +97,27 @@ def test_a_host_outside_the_allowed_hosts_is_refused() -> None:
     response = handler(event, Context())  # type: ignore[arg-type]
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["title"] == "Bad Request"
+
+
+def test_three_invocations_start_the_app_once() -> None:
+    """In a new process, as a container's cold start (this one imported the handler already)."""
+    script = (
+        "import json, sys\n"
+        "from {{ cookiecutter.package_name }}.lambda_handler import handler\n"
+        "for _ in range(3):\n"
+        "    print(handler(json.loads(sys.argv[1]), None)['statusCode'])\n"
+    )
+    event = json.dumps(http_api_event("/health/live"))
+    env = {**os.environ, f"{ENV_PREFIX}LOG_FORMAT": "json"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, event],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    logged = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    assert logged.count("starting") == 1
+    assert [line for line in lines if not line.startswith("{")] == ["200", "200", "200"]

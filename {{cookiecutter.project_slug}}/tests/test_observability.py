@@ -14,19 +14,20 @@ import httpx2
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.testclient import TestClient
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
-from opentelemetry.util._once import Once
 from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability import metrics
 from {{ cookiecutter.package_name }}.observability.logging import JsonFormatter
+from {{ cookiecutter.package_name }}.observability.middleware import ObservabilityMiddleware
 from {{ cookiecutter.package_name }}.observability.tracing import (
     TracedTransport,
+    Tracing,
     make_processors,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -50,7 +51,7 @@ async def fail() -> None:
 
 @probe.get("/call")
 async def call(request: Request) -> dict[str, Any]:
-    transport = TracedTransport(httpx2.AsyncHTTPTransport())
+    transport = TracedTransport(httpx2.AsyncHTTPTransport(), request.app.state.tracing.provider)
     async with httpx2.AsyncClient(transport=transport) as client:
         response = await client.get(request.app.state.upstream_url + "/seen?secret=1")
     result: dict[str, Any] = response.json()
@@ -64,9 +65,7 @@ def requests_count(handler: str, status: str = "2xx", method: str = "GET") -> fl
 
 @pytest.fixture
 def spans() -> InMemorySpanExporter:
-    # One global provider per process in OpenTelemetry: each test installs its own.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
+    """Each test's app has its own provider (app.state.tracing): the exporter is added to it."""
     return InMemorySpanExporter()
 
 
@@ -210,6 +209,46 @@ def test_a_sampled_request_is_one_server_span_named_by_its_route(
     assert span.attributes["http.response.status_code"] == 200
     assert span.resource.attributes["service.name"] == "{{ cookiecutter.project_slug }}"
     assert span.resource.attributes["deployment.environment"] == "development"
+
+
+@pytest.mark.anyio
+async def test_the_span_is_no_longer_current_once_the_request_ends(
+    spans: InMemorySpanExporter,
+) -> None:
+    """Called in this task, as a server calls it: what the middleware attached is detached."""
+    tracing = Tracing(Settings(_env_file=None, trace_sample_ratio=1.0))
+    tracing.extra_processors.append(SimpleSpanProcessor(spans))
+    current: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        current.append(trace.get_current_span().is_recording())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        pass
+
+    before = context.get_current()
+    scope = {"type": "http", "method": "GET", "path": "/probe", "headers": []}
+    middleware = ObservabilityMiddleware(app, tracing, Settings(_env_file=None))
+    async with tracing.running():
+        await middleware(scope, receive, send)
+    assert current == [True] and len(spans.get_finished_spans()) == 1
+    assert context.get_current() == before
+    assert not trace.get_current_span().is_recording()
+
+
+def test_a_500_is_logged_with_the_requests_trace_id(spans: InMemorySpanExporter) -> None:
+    headers = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "x-request-id": "req-500"}
+    app = build(spans)
+    with collected("{{ cookiecutter.package_name }}.errors") as lines:
+        with served(app) as client:
+            assert client.get("/probe/fail", headers=headers).status_code == 500
+    [error] = lines
+    assert (error["trace_id"], error["request_id"]) == (TRACE_ID, "req-500")
 
 
 def test_a_failed_request_has_an_error_span(spans: InMemorySpanExporter) -> None:

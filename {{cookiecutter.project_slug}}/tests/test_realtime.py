@@ -8,10 +8,15 @@ the credentials publishing needs, the handshake's Origin, and each client's boun
 connections, streams, message size and message rate."""
 {%- endif %}
 
+import asyncio
 import json
+import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx2
@@ -19,8 +24,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
-from {{ cookiecutter.package_name }}.api.realtime import get_guard, sse_events
+from {{ cookiecutter.package_name }}.api.realtime import (
+    closed_on_stop_signal,
+    get_guard,
+    sse_events,
+)
 from {{ cookiecutter.package_name }}.domain.broadcast import Broadcaster
 from {{ cookiecutter.package_name }}.main import create_app
 {%- if cookiecutter.auth == "api_key" %}
@@ -29,9 +40,9 @@ from {{ cookiecutter.package_name }}.security.api_keys import hash_api_key
 from {{ cookiecutter.package_name }}.security.tokens import TokenAuthority
 {%- endif %}
 from {{ cookiecutter.package_name }}.security.realtime import RealtimeGuard
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 
-from .conftest import Server
+from .conftest import Server, start_server
 {%- if cookiecutter.auth == "api_key" %}
 from .credentials import AUTH_SETTINGS, TEST_API_KEY, auth_headers
 {%- elif cookiecutter.auth == "jwt" %}
@@ -143,6 +154,81 @@ async def test_sse_ends_when_the_hub_closes() -> None:
         hub.close()
         with pytest.raises(StopAsyncIteration):
             await anext(frames)
+
+
+@pytest.mark.anyio
+async def test_a_subscription_opened_after_the_hub_closed_ends_at_once() -> None:
+    hub = Broadcaster()
+    hub.close()
+    async with hub.subscribe() as late:
+        assert await late.get() is None
+
+
+@pytest.mark.anyio
+async def test_a_stop_signal_closes_the_hub_then_reaches_the_servers_handler() -> None:
+    seen: list[int] = []
+
+    def servers_handler(number: int, frame: FrameType | None) -> None:
+        seen.append(number)
+
+    before = signal.signal(signal.SIGTERM, servers_handler)
+    try:
+        hub = Broadcaster()
+        with closed_on_stop_signal(hub):
+            async with hub.subscribe() as subscription:
+                signal.raise_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(subscription.get(), 5) is None
+        assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) is servers_handler  # given back at the end
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def read_to_the_end(stream: Iterator[str]) -> list[str]:
+    """Every line left; raises if the response is cut rather than ended."""
+    return list(stream)
+
+
+def close_code(socket: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            socket.recv(timeout=30)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+def test_sigterm_ends_open_streams_and_sockets_and_the_server_exits_at_once(
+    tmp_path: Path,
+) -> None:
+    settings = {
+        f"{ENV_PREFIX}SHUTDOWN_TIMEOUT_SECONDS": "20",  # the streams must not wait for it
+{%- if cookiecutter.database != "none" %}
+        f"{ENV_PREFIX}DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}",
+{%- endif %}
+{%- if cookiecutter.messaging == "rabbitmq" %}
+        f"{ENV_PREFIX}BROKER_URL": "amqp://guest:guest@127.0.0.1:1/",  # nothing listens there
+{%- endif %}
+    }
+    server = start_server(settings)
+    ws = server.url.replace("http://", "ws://") + WS
+    with ExitStack() as stack, ThreadPoolExecutor() as pool:
+        stack.callback(server.process.kill)  # if it is still running, whatever failed
+        streams = []
+        for _ in range(3):
+            url = f"{server.url}{EVENTS}"
+            response = stack.enter_context(httpx2.stream("GET", url, timeout=60))
+            lines = response.iter_lines()
+            assert next(lines) == "retry: 3000"
+            streams.append(pool.submit(read_to_the_end, lines))
+        sockets = [
+            stack.enter_context(connect(ws, additional_headers=server.headers)) for _ in range(3)
+        ]
+        codes = [pool.submit(close_code, socket) for socket in sockets]
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=30)
+        assert time.monotonic() - started < 5  # not held until the clients leave
+        assert [stream.result(timeout=10)[-1] for stream in streams] == ["", "", ""]
+        assert [code.result(timeout=10) for code in codes] == [1001, 1001, 1001]
 
 
 def test_a_websocket_message_is_echoed_and_broadcast(client: TestClient) -> None:

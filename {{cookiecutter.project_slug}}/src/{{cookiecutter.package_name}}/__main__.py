@@ -20,6 +20,9 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        # On SIGTERM, requests still running after this are cancelled: the process exits
+        # within the orchestrator's grace period, its lifespan's shutdown done.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         log_config=None,  # our logging (LOG_FORMAT), set up above and in each worker
         server_header=False,
         access_log=False,  # ours has the route, duration and trace id (observability/)

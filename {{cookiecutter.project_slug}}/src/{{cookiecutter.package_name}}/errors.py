@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from .observability.logging import request_context
 from .security.headers import api_headers
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
 
 
 async def unhandled_error(request: Request, exc: Exception) -> ProblemResponse:
-    logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+    with request_context(request.state):  # logged with the request's ids
+        logger.error("unhandled %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
     response = problem(request, 500, "The server could not handle the request.")
     # This handler runs outside the middleware stack (Starlette's ServerErrorMiddleware), so it
     # sets the request id and the security headers itself.

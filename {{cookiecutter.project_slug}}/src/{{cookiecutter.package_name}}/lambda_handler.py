@@ -1,11 +1,18 @@
 """AWS Lambda entry point: API Gateway events (HTTP API v2 or REST API v1) to the ASGI app.
 
-The function's handler is `<package>.lambda_handler.handler`. Mangum turns each event into an
-ASGI request and runs the app's lifespan around it; settings come from the function's
-environment variables, as in a container.
+The function's handler is `<package>.lambda_handler.handler`; settings come from the function's
+environment variables, as in a container. The app starts once per container, on the cold start
+(its lifespan: the pools, the tracer provider...), and every invocation reuses what it made.
+The lifespan's shutdown never runs: Lambda freezes an idle container and ends it unannounced.
 """
 
+import asyncio
+from contextlib import ExitStack
+from typing import Any
+
 from mangum import Mangum
+from mangum.protocols import LifespanCycle
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .main import app
 
@@ -16,4 +23,31 @@ TEXT_MIME_TYPES = [
     "application/problem+json",
     "application/javascript",
 ]
-handler = Mangum(app, lifespan="auto", text_mime_types=TEXT_MIME_TYPES)
+
+
+class WithLifespanState:
+    """The app, each request given a copy of the lifespan's state, as an ASGI server does."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = self.state.copy()
+        await self.app(scope, receive, send)
+
+
+# The container's one event loop: the lifespan starts on it, and Mangum runs every invocation on
+# it (the thread's current loop).
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+# Mangum's lifespan="auto" would start and stop the app around every invocation: we start it
+# here, with Mangum's own lifespan cycle, and never stop it.
+cold_start = LifespanCycle(app, "on")
+running = ExitStack()
+running.enter_context(cold_start)
+handler = Mangum(
+    WithLifespanState(app, cold_start.lifespan_state),
+    lifespan="off",
+    text_mime_types=TEXT_MIME_TYPES,
+)

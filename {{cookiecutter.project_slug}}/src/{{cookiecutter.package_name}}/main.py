@@ -116,8 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=settings.debug,
         lifespan=lifespan,
         middleware=[  # outermost first: the order a request crosses them
+            Middleware(RequestIdMiddleware),  # the id current while the access line is logged
             Middleware(ObservabilityMiddleware, tracing=tracing, settings=settings),
-            Middleware(RequestIdMiddleware),
             Middleware(EdgeMiddleware, settings=settings),  # Host, body size, security headers
             *cors_middleware(settings),  # only when CORS_ORIGINS lists origins
             Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),

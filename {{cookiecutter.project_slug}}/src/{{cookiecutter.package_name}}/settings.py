@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # On SIGTERM, how long in-flight requests may run before they are cancelled; then the
+    # lifespan's shutdown runs. Keep it under the orchestrator's grace period, with room for that
+    # shutdown (deploy/k8s/deployment.yaml: terminationGracePeriodSeconds).
+    shutdown_timeout_seconds: int = Field(default=20, ge=1, le=3600)
     # Proxies (addresses or CIDRs) whose forwarding headers are believed; none by default. Only
     # the header they write is read: x-forwarded-for (nginx's $proxy_add_x_forwarded_for) or
     # forwarded (RFC 7239).

@@ -15,8 +15,11 @@ event streams, message size and message rate (security/realtime.py).
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
@@ -51,13 +54,51 @@ from ..security.realtime import ClientUse, RealtimeGuard, TooMany, refused
 from . import API_PREFIX
 
 KEEPALIVE_SECONDS = 15.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def closed_on_stop_signal(broadcaster: Broadcaster) -> Iterator[None]:
+    """Close the hub as soon as the process is told to stop: its streams send their last
+    frame and its sockets close with 1001 at once.
+
+    uvicorn runs the lifespan's shutdown only after every connection has ended, and a stream or
+    a socket never ends by itself, so closing the hub there would come too late. uvicorn offers
+    no shutdown hook; the handler it installed for these signals is public through
+    signal.getsignal, so ours closes the hub, then calls it, and is replaced by it again at the
+    end. (loop.add_signal_handler would displace uvicorn's handler and restore none.) Signals
+    reach only the main thread: elsewhere, as under a test client, nothing is chained.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        # A signal handler may interrupt the loop anywhere: the hub is closed by the loop.
+        loop.call_soon_threadsafe(broadcaster.close)
+        handler = previous[number]
+        if callable(handler):
+            handler(number, frame)
+
+    for number in STOP_SIGNALS:
+        if callable(previous[number]):  # a server's handler; the default ends the process
+            signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for stopping, handler in previous.items():
+            if callable(handler):
+                signal.signal(stopping, handler)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     broadcaster = Broadcaster()
-    yield {"broadcaster": broadcaster, "realtime_guard": RealtimeGuard(app.state.settings)}
-    broadcaster.close()  # ends open streams, so shutdown does not wait for them
+    with closed_on_stop_signal(broadcaster):
+        yield {"broadcaster": broadcaster, "realtime_guard": RealtimeGuard(app.state.settings)}
+    broadcaster.close()  # in case no signal came: a test client, a server stopped otherwise
 
 
 async def get_broadcaster(connection: HTTPConnection) -> Broadcaster:

@@ -1,7 +1,8 @@
 """An in-process publish/subscribe hub for the realtime endpoints.
 
 Each subscriber has a bounded queue: a slow one loses its oldest messages instead of slowing
-everybody. close() ends every subscription, so open streams finish when the service stops.
+everybody. close() ends every subscription, and those opened after it at once, so open streams
+finish when the service stops.
 For several workers or replicas, put Redis pub/sub behind the same three methods.
 """
 
@@ -40,6 +41,7 @@ class Broadcaster:
         self.queue_size = queue_size
         self.subscriptions: set[Subscription] = set()
         self.last_id = 0
+        self.closed = False
 
     def publish(self, text: str) -> Message:
         self.last_id += 1
@@ -51,6 +53,8 @@ class Broadcaster:
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
         subscription = Subscription(self.queue_size)
+        if self.closed:
+            subscription.put(None)
         self.subscriptions.add(subscription)
         try:
             yield subscription
@@ -58,5 +62,6 @@ class Broadcaster:
             self.subscriptions.discard(subscription)
 
     def close(self) -> None:
+        self.closed = True
         for subscription in self.subscriptions:
             subscription.put(None)

@@ -16,6 +16,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -62,6 +64,19 @@ def add_correlation_ids(entry: dict[str, Any]) -> None:
     if span.is_valid:
         entry["trace_id"] = format(span.trace_id, "032x")
         entry["span_id"] = format(span.span_id, "016x")
+
+
+@contextmanager
+def request_context(state: Any) -> Iterator[None]:
+    """The request's ids current again (from its request.state), for a handler that runs after
+    the middlewares have reset them: Starlette's 500 handler."""
+    token = request_id_var.set(getattr(state, "request_id", None))
+    span = getattr(state, "span", None) or trace.INVALID_SPAN
+    try:
+        with trace.use_span(span, end_on_exit=False):
+            yield
+    finally:
+        request_id_var.reset(token)
 
 
 @lru_cache(maxsize=256)  # a program logs with a few sets of `extra=` names, again and again

@@ -42,7 +42,7 @@ class ObservabilityMiddleware:
             return
         started = perf_counter()
         status = 500  # unless a response starts: an exception escaped
-        span = self.tracing.start_span(scope)
+        traced = self.tracing.start_span(scope)
 
         async def send_and_see_status(message: Message) -> None:
             nonlocal status
@@ -57,8 +57,6 @@ class ObservabilityMiddleware:
             method = scope["method"]
             route = route_template(scope)
             self.metrics.record(method, route, status, seconds)
-            if span is not None:
-                end_span(span, method, route, status)
             if self.access_log:
                 client = scope.get("client")
                 fields = {
@@ -70,4 +68,6 @@ class ObservabilityMiddleware:
                     "duration_ms": round(seconds * 1000, 2),
                     "client": client[0] if client else None,
                 }
-                log_access(fields)
+                log_access(fields)  # with the trace id: span last
+            if traced is not None:
+                end_span(*traced, method, route, status)

@@ -1,8 +1,9 @@
 """Request ids: accept a well-formed incoming X-Request-ID, else make one; return it always.
 
 Pure ASGI middleware (a Starlette base-middleware class would cost a task and a copy per
-request). The id is kept in a context variable, for the logs, and in the request state, for the
-error handlers.
+request). The id is kept in a context variable, for the logs, until the request ends, and in the
+request state, for the error handlers (the 500 handler runs after the middlewares have ended:
+logging.request_context puts the id back for its log line).
 """
 
 import re
@@ -35,9 +36,7 @@ class RequestIdMiddleware:
             return
         request_id = incoming_request_id(scope) or secrets.token_hex(16)
         scope.setdefault("state", {})["request_id"] = request_id
-        # Not reset afterwards on purpose: the 500 handler runs outside this middleware and
-        # logs with the id; every request runs in its own task, so nothing leaks across.
-        request_id_var.set(request_id)
+        token = request_id_var.set(request_id)
         header = (HEADER, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -45,4 +44,7 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)

@@ -15,6 +15,7 @@ once per worker, after any fork.
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import Token
 
 import httpx2
 from fastapi.telemetry import TelemetryConfig
@@ -132,8 +133,9 @@ class Tracing:
             self.provider.shutdown()
             self.provider = self.tracer = None
 
-    def start_span(self, scope: Scope) -> Span | None:
-        """The request's server span, made current; None (and nothing done) when unsampled."""
+    def start_span(self, scope: Scope) -> tuple[Span, Token[context.Context]] | None:
+        """The request's server span, made current until end_span; None (and nothing done)
+        when unsampled."""
         tracer, sampler = self.tracer, self.sampler
         if tracer is None or sampler is None:
             return None
@@ -152,7 +154,7 @@ class Tracing:
 
     def open_span(
         self, tracer: trace.Tracer, scope: Scope, parent: context.Context, new_trace_id: int
-    ) -> Span:
+    ) -> tuple[Span, Token[context.Context]]:
         self.ids.next_trace_id = new_trace_id  # 0: the parent's trace
         method = scope["method"]
         attributes = {
@@ -161,13 +163,16 @@ class Tracing:
             "url.scheme": scope.get("scheme", "http"),
         }
         span = tracer.start_span(method, parent, SpanKind.SERVER, attributes)
-        # Not detached afterwards, like the request id: the 500 handler runs outside the
-        # middleware and logs with the trace id; each request runs in its own task.
-        context.attach(trace.set_span_in_context(span, parent))
-        return span
+        # For the 500 handler, which runs once the span is no longer current.
+        scope.setdefault("state", {})["span"] = span
+        return span, context.attach(trace.set_span_in_context(span, parent))
 
 
-def end_span(span: Span, method: str, route: str | None, status: int) -> None:
+def end_span(
+    span: Span, token: Token[context.Context], method: str, route: str | None, status: int
+) -> None:
+    """Ends the span and detaches it: the request's context is as it was before."""
+    context.detach(token)
     attributes: dict[str, str | int] = {"http.response.status_code": status}
     if route is not None:
         span.update_name(f"{method} {route}")
@@ -181,8 +186,14 @@ def end_span(span: Span, method: str, route: str | None, status: int) -> None:
 class TracedTransport(httpx2.AsyncBaseTransport):
     """Outbound requests in a sampled request get a client span and a W3C traceparent."""
 
-    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
+    def __init__(
+        self,
+        transport: httpx2.AsyncBaseTransport,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
         self.transport = transport
+        # The global provider's unless given one, like OpenTelemetry's own instrumentations.
+        self.tracer = trace.get_tracer(__name__, __version__, tracer_provider)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if not trace.get_current_span().is_recording():
@@ -194,8 +205,7 @@ class TracedTransport(httpx2.AsyncBaseTransport):
             "server.port": url.port or (443 if url.scheme == "https" else 80),
             "url.full": f"{url.scheme}://{url.netloc.decode()}{url.path}",  # no query: secrets
         }
-        tracer = trace.get_tracer(__name__, __version__)
-        with tracer.start_as_current_span(request.method, kind=SpanKind.CLIENT) as span:
+        with self.tracer.start_as_current_span(request.method, kind=SpanKind.CLIENT) as span:
             span.set_attributes(attributes)
             W3C.inject(request.headers)
             response = await self.transport.handle_async_request(request)
