@@ -226,6 +226,20 @@ def test_a_database_never_migrated_is_not_ready_until_migrated_then_ready_unrest
     assert heads[0] in error and "`make migrate`" in error and "alembic upgrade head" in error
 
 
+def test_a_database_migrations_behind_names_its_revision_and_the_one_needed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newest_first = [script.revision for script in migrations().walk_revisions()]
+    if len(newest_first) < 2:
+        pytest.skip("a single migration: a database is at it or has none")
+    run_async(empty_tables(database_url, migrated=False))
+    alembic(database_url, monkeypatch, lambda config: command.upgrade(config, newest_first[-1]))
+    with TestClient(create_app(Settings(_env_file=None))) as client:
+        error = client.get("/health/ready").json()["checks"]["database"]["error"]
+    assert error.startswith(f"The database is at revision {newest_first[-1]} (")
+    assert f"this release needs revision {newest_first[0]} (" in error
+
+
 def test_only_the_databases_failures_are_503s_not_another_services(database_url: str) -> None:
     run_async(create_notes_table(database_url))
     app = notes_app(Database(Settings(_env_file=None)))

@@ -22,7 +22,6 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import Gauge, Histogram
 from sqlalchemy import DateTime, Dialect, MetaData, event, exc
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -229,10 +228,18 @@ def code(error: BaseException) -> str | None:
     return None if code is None else str(code)
 
 
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception (asyncpg's, sqlite3's) under SQLAlchemy's wrapper, if any."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        return error.driver_exception
+    return error
+
+
 def described(error: BaseException) -> str:
     """The driver's own error for a log line: its code, class and message."""
-    found = code(error)
-    return f"{found + ' ' if found else ''}{type(error).__name__}: {error}"
+    driver = driver_error(error)
+    found = code(driver)
+    return f"{found + ' ' if found else ''}{type(driver).__name__}: {driver}"
 
 
 def unavailable(error: BaseException) -> bool:
@@ -241,18 +248,19 @@ def unavailable(error: BaseException) -> bool:
     the pool's timeout, a statement or lock timeout."""
     if isinstance(error, (DatabaseUnavailable, exc.TimeoutError)):
         return True
-    if not isinstance(error, exc.DBAPIError) or error.orig is None:
+    if not isinstance(error, exc.DBAPIError):
         return False
-    found = code(error.driver_exception)
-    return error.connection_invalidated or (found or "").startswith(UNAVAILABLE_CODES)
+    found = code(driver_error(error)) or ""
+    return error.connection_invalidated or found.startswith(UNAVAILABLE_CODES)
 
 
 def undefined(error: exc.DBAPIError) -> bool:
     """Whether the statement named a table or column the database does not have."""
-    driver = error.driver_exception
+    driver = driver_error(error)
     if code(driver) in UNDEFINED_CODES:
         return True
-    return code(driver) == "SQLITE_ERROR" and str(driver).startswith(UNDEFINED_SQLITE)
+    message = str(driver)
+    return code(driver) == "SQLITE_ERROR" and any(words in message for words in UNDEFINED_SQLITE)
 
 
 def unique_violation(error: exc.IntegrityError, table: str, column: str) -> bool:
@@ -260,7 +268,7 @@ def unique_violation(error: exc.IntegrityError, table: str, column: str) -> bool
 
     PostgreSQL names the constraint (the naming convention's uq_<table>_<column>); SQLite keeps
     no constraint names and says "UNIQUE constraint failed: <table>.<column>" instead."""
-    driver = error.driver_exception
+    driver = driver_error(error)
     if (name := getattr(driver, "constraint_name", None)) is not None:
         names = {"table_name": table, "column_0_name": column}
         return bool(name == NAMING_CONVENTION["uq"] % names)
@@ -306,12 +314,10 @@ async def schema_behind(request: Request, exc: Exception) -> ProblemResponse:
     return problem(request, 503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-async def database_error(request: Request, exc: Exception) -> ProblemResponse:
+async def database_error(request: Request, error: Exception) -> ProblemResponse:
     """Any other database error: a bug or a schema out of step, logged with the driver's own
     error and code; the client gets the usual 500."""
-    error = cast(DBAPIError, exc)
-    driver = error.driver_exception if error.orig is not None else error
-    logger.error("database error on %s: %s", request.url.path, described(driver), exc_info=error)
+    logger.error("database error on %s: %s", request.url.path, described(error), exc_info=error)
     return problem(request, 500, "The server could not handle the request.")
 
 
@@ -319,7 +325,7 @@ async def database_error(request: Request, exc: Exception) -> ProblemResponse:
 DATABASE_ERRORS: dict[Any, Any] = {
     DatabaseUnavailable: database_unavailable,
     SchemaBehind: schema_behind,
-    DBAPIError: database_error,
+    exc.DBAPIError: database_error,
 }
 DATABASE_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {
