@@ -36,7 +36,7 @@ from {{ cookiecutter.package_name }}.observability.tracing import Tracing
 from {{ cookiecutter.package_name }}.schema import migrations
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
-from .conftest import empty_tables, production_settings, run_async
+from .conftest import LogLines, empty_tables, production_settings, run_async
 
 PROJECT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "sqlite+aiosqlite:////nonexistent-folder/service.db"
@@ -224,6 +224,30 @@ def test_a_database_never_migrated_is_not_ready_until_migrated_then_ready_unrest
     error = before.json()["checks"]["database"]["error"]
     assert error.startswith("The database has no migrations applied; this release needs")
     assert heads[0] in error and "`make migrate`" in error and "alembic upgrade head" in error
+
+
+def test_a_database_migrated_by_a_newer_release_is_ready(
+    database_url: str, app: FastAPI, log_lines: LogLines
+) -> None:
+    """Expand/contract: the old replicas keep serving once the next release has migrated."""
+    run_async(stamp(database_url, "a-revision-of-a-newer-release"))
+    with TestClient(app) as client:
+        assert client.get("/health/ready").status_code == 200
+    assert [line for line in log_lines() if line["logger"].startswith("alembic")] == []
+
+
+async def stamp(url: str, revision: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for statement in [
+                "DROP TABLE IF EXISTS alembic_version",
+                "CREATE TABLE alembic_version (version_num VARCHAR(32))",
+                f"INSERT INTO alembic_version VALUES ('{revision}')",
+            ]:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
 def test_a_database_migrations_behind_names_its_revision_and_the_one_needed(

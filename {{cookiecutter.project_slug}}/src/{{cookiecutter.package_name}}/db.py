@@ -208,6 +208,8 @@ class Database:
     async def running(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         """Yields the session factory; closes every pooled connection at the end."""
         check_migrations()  # the package's migrations are readable, before serving anything
+        # Alembic's progress lines are for its command line: here every readiness run wrote two.
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
         self.engine = create_engine(self.settings, database_url(self.settings))
         try:
             yield async_sessionmaker(self.engine, expire_on_commit=False)
