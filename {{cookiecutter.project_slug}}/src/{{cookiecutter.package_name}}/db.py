@@ -159,7 +159,7 @@ def measure(engine: AsyncEngine) -> None:
         if error.connection and (span := error.connection.info.pop("query_span", None)):
             span.set_status(StatusCode.ERROR, type(error.original_exception).__name__)
             span.end()
-        # The driver's network failing under a statement (asyncpg raises these unwrapped): the
+        # The driver's network failing under a statement (raised unwrapped by some drivers): the
         # connection is in an unknown state, so the pool drops it.
         if isinstance(error.original_exception, (OSError, TimeoutError)):
             error.is_disconnect = True
@@ -231,7 +231,7 @@ def code(error: BaseException) -> str | None:
 
 
 def driver_error(error: BaseException) -> BaseException:
-    """The driver's own exception (asyncpg's, sqlite3's) under SQLAlchemy's wrapper, if any."""
+    """The driver's own exception (PostgreSQL's, SQLite's) under SQLAlchemy's wrapper, if any."""
     if isinstance(error, exc.DBAPIError) and error.orig is not None:
         return error.driver_exception
     return error

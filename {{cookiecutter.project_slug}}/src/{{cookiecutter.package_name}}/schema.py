@@ -41,7 +41,7 @@ def check_migrations() -> None:
 
 
 def named(revisions: Sequence[str]) -> str:
-    """Each revision with its message: "0002 (create the outbox)"."""
+    """Each revision with its message: "0003 (add prices)"."""
     scripts = (migrations().get_revision(revision) for revision in revisions)
     return ", ".join(f"{script.revision} ({script.doc})" for script in scripts if script)
 
