@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Column, MetaData, Table, exc, insert, select, text
+from sqlalchemy import Column, MetaData, Table, event, exc, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -293,6 +293,25 @@ def test_another_database_error_is_a_500_logged_with_the_drivers_error_and_code(
     [logged] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert logged.startswith(f"database error on /broken/{fault}: ")
     assert any(code in logged for code in codes), logged
+
+
+def test_a_timeout_in_the_drivers_own_call_is_the_database_unavailable(
+    database_url: str,
+) -> None:
+    """The same TimeoutError, raised where the driver runs a statement: the database's."""
+    run_async(create_notes_table(database_url))
+    database = Database(Settings(_env_file=None))
+
+    def times_out(*_: Any) -> None:
+        raise TimeoutError("the server stopped answering")
+
+    with TestClient(notes_app(database), raise_server_exceptions=False) as client:
+        event.listen(database.engine.sync_engine, "before_cursor_execute", times_out)
+        response = client.post("/notes/any")
+        event.remove(database.engine.sync_engine, "before_cursor_execute", times_out)
+        assert client.post("/notes/again").json() == {"count": 1}  # a new connection
+    assert response.status_code == 503
+    assert response.json()["detail"] == "The database is unavailable; try again later."
 
 
 def test_unavailable_names_the_database_down_only() -> None:
