@@ -83,11 +83,12 @@ def remove_redis() -> None:
 def remove_database() -> None:
     remove_paths(
         PACKAGE_DIR / "db.py",
+        PACKAGE_DIR / "schema.py",
         PACKAGE_DIR / "domain" / "article_rows.py",
         Path("alembic.ini"),
         Path("tests") / "test_database.py",
     )
-    shutil.rmtree("migrations", ignore_errors=True)
+    shutil.rmtree(PACKAGE_DIR / "migrations", ignore_errors=True)
     remove_migration_job()
 
 
@@ -100,7 +101,7 @@ def remove_example_migration() -> None:
     """Without the examples, no table yet: the first migration is the user's own."""
     remove_paths(
         PACKAGE_DIR / "domain" / "article_rows.py",
-        Path("migrations") / "versions" / "0001_create_articles.py",
+        PACKAGE_DIR / "migrations" / "versions" / "0001_create_articles.py",
     )
 
 
@@ -108,7 +109,7 @@ def remove_messaging() -> None:
     shutil.rmtree(PACKAGE_DIR / "messaging", ignore_errors=True)
     remove_paths(
         PACKAGE_DIR / "worker.py",
-        Path("migrations") / "versions" / "0002_create_outbox.py",
+        PACKAGE_DIR / "migrations" / "versions" / "0002_create_outbox.py",
         Path("deploy") / "k8s" / "worker-deployment.yaml",
         Path("tests") / "test_messaging.py",
         Path("tests") / "test_worker.py",

@@ -1,7 +1,8 @@
 """The database option against a real PostgreSQL: a private cluster started for the session on a
 free port. The bake's own tests, the migrations both ways, and the real service (`python -m`)
-serving articles from it under concurrency, bad input, a lock held too long, and the database
-stopped then started again. The slow checks run once per `database` value, in its first
+serving articles from it under concurrency, bad input, a lock held too long, the database
+stopped then started again, and a database never migrated (PostgreSQL and SQLite) migrated while
+it runs. The slow checks run once per `database` value, in its first
 combination (tests/combinations.py), not in every combination."""
 
 import asyncio
@@ -91,7 +92,7 @@ def test_alembic_check_fails_when_a_model_has_no_migration(
     if not on_postgresql.context["include_examples"]:
         pytest.skip("include_examples is off: no model to change")
     copy = tmp_path / "project"
-    for item in ("src", "migrations", "alembic.ini"):
+    for item in ("src", "alembic.ini"):
         source = on_postgresql.path / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / item)
     rows = copy / "src" / on_postgresql.package / "domain" / "article_rows.py"
@@ -197,7 +198,8 @@ def test_100_concurrent_creates_and_reads_each_get_their_own_session(
     listed = httpx.get(f"{served.service.url}{URL}", params={"limit": 100}).json()
     assert sorted(a["name"] for a in listed) == sorted(f"Concurrent {n}" for n in range(100))
     output = "".join(served.service.output)
-    assert "unhandled" not in output and "another operation is in progress" not in output
+    assert "another operation is in progress" not in output
+    assert "unhandled" not in output and "database error" not in output
 
 
 async def same_name(base: str, total: int) -> list[int]:
@@ -287,7 +289,8 @@ def test_the_database_stopped_is_a_503_then_the_service_recovers_by_itself(
         time.sleep(0.2)
     assert httpx.get(path).json()["name"] == "Survivor"
     assert httpx.get(f"{served.service.url}/health/ready").status_code == 200
-    assert "unhandled" not in "".join(served.service.output)  # no 500 on the way
+    output = "".join(served.service.output)
+    assert "unhandled" not in output and "database error" not in output  # no 500 on the way
 
 
 def test_queries_are_spans_inside_sampled_requests_only(
@@ -316,3 +319,39 @@ def test_queries_are_spans_inside_sampled_requests_only(
         attributes = {a.key: a.value.string_value for a in query.attributes}
         assert "postgresql" in {attributes.get("db.system"), attributes.get("db.system.name")}
     assert len(spans) == 1 + len(queries)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_database_never_migrated_is_a_503_naming_the_migration_until_migrated_while_serving(
+    request: pytest.FixtureRequest, on_postgresql: Baked, tmp_path: Path, database: str
+) -> None:
+    """Readiness and the articles say which migration is missing and what runs it; `alembic
+    upgrade head` while the service runs, and it serves, without a restart."""
+    if not on_postgresql.context["include_examples"]:
+        pytest.skip("include_examples is off: no articles to serve")
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres").new_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}"
+    prefix = on_postgresql.package.upper()
+    settings = {f"{prefix}_DATABASE_URL": url, f"{prefix}_READINESS_CACHE_SECONDS": "0"}
+    with serving(on_postgresql.path, on_postgresql.package, settings) as service:
+        ready = httpx.get(f"{service.url}/health/ready", timeout=10)
+        assert ready.status_code == 503
+        missing = ready.json()["checks"]["database"]["error"]
+        assert missing.startswith("The database has no migrations applied; this release needs")
+        assert "0001 (create articles)" in missing and "`make migrate`" in missing
+        base = f"{service.url}{URL}"
+        for refused in [httpx.get(base), httpx.post(base, json={"name": "Early", "price": 1})]:
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "2"
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["detail"] == missing
+        alembic(on_postgresql, url, "upgrade", "head")
+        assert httpx.get(f"{service.url}/health/ready", timeout=10).status_code == 200
+        assert httpx.post(base, json={"name": "Migrated", "price": 1}).status_code == 201
+        assert [article["name"] for article in httpx.get(base).json()] == ["Migrated"]
+        service.stop()
+    output = "".join(service.output)
+    assert "unhandled" not in output and "database error" not in output
+    assert "database unavailable" not in output

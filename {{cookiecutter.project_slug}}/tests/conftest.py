@@ -1,8 +1,9 @@
 {%- if cookiecutter.database != "none" -%}
 """Fixtures: settings isolated from .env, the app with its lifespan running, a real server.
 
-Each test has a database of its own, its tables made from the models: a SQLite file, or, when
-TEST_DATABASE_URL is set{% if cookiecutter.database == "postgresql" %} (postgresql+asyncpg://...){% endif %}, that database emptied before the test.
+Each test has a database of its own, its tables made from the models and marked as migrated: a
+SQLite file, or, when TEST_DATABASE_URL is set{% if cookiecutter.database == "postgresql" %}
+(postgresql+asyncpg://...){% endif %}, that database emptied before the test.
 """
 {%- else -%}
 """Fixtures: settings isolated from .env, the app with its lifespan running, a real server."""
@@ -35,6 +36,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 {%- if cookiecutter.database != "none" %}
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 {%- endif %}
 
@@ -48,6 +52,9 @@ from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (i
 from {{ cookiecutter.package_name }}.messaging import outbox  # noqa: F401 (its tables)
 {%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
+{%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.schema import migrations
+{%- endif %}
 {%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
 from {{ cookiecutter.package_name }}.messaging.broker import Broker
 from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
@@ -113,13 +120,23 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
 {%- if cookiecutter.database != "none" %}
 
 
-async def empty_tables(url: str) -> None:
-    """The models' tables, made anew and empty (migrations are tested on their own)."""
+def stamp_head(connection: Connection) -> None:
+    """Marks the database as migrated to this release's head, as `alembic stamp head` would."""
+    if migrations().get_heads():
+        MigrationContext.configure(connection).stamp(migrations(), "heads")
+
+
+async def empty_tables(url: str, migrated: bool = True) -> None:
+    """The models' tables, made anew and empty, and marked as migrated (migrations are tested
+    on their own); or, not `migrated`, no table at all: a database never migrated."""
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.drop_all)
-            await connection.run_sync(Base.metadata.create_all)
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            if migrated:
+                await connection.run_sync(Base.metadata.create_all)
+                await connection.run_sync(stamp_head)
     finally:
         await engine.dispose()
 

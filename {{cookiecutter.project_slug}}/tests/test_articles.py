@@ -11,14 +11,21 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 {%- if cookiecutter.database != "none" %}
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 {%- endif %}
 
 from {{ cookiecutter.package_name }}.api.articles import get_articles
 {%- if cookiecutter.database != "none" %}
-from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow
-{%- endif %}
+from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow, SqlArticleRepository
+from {{ cookiecutter.package_name }}.domain.articles import (
+    ArticleIn,
+    DuplicateArticleError,
+    InMemoryArticleRepository,
+)
+{%- else %}
 from {{ cookiecutter.package_name }}.domain.articles import InMemoryArticleRepository
+{%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
 {%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
 from {{ cookiecutter.package_name }}.messaging.broker import Broker
@@ -27,7 +34,9 @@ from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_e
 from {{ cookiecutter.package_name }}.settings import Settings
 
 {%- if cookiecutter.database != "none" %}
-from .conftest import Server, run_async
+from {{ cookiecutter.package_name }}.schema import migrations
+from .conftest import Server, empty_tables, run_async
+from .test_database import alembic, upgrade
 {%- elif cookiecutter.messaging == "rabbitmq" %}
 from .conftest import TEST_BROKER_URL, Server
 {%- else %}
@@ -92,6 +101,43 @@ def test_a_stored_internal_field_never_reaches_the_client(
     returned = client.get(f"{URL}/{created['id']}").json()
     assert run_async(stored_name_key(database_url, created["id"])) == "screen"
     assert set(returned) == {"id", "name", "price", "in_stock"}
+
+
+def test_articles_wait_for_their_migration_with_a_503_then_work_unrestarted(
+    client: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_async(empty_tables(database_url, migrated=False))
+    for response in [client.get(URL), client.post(URL, json={"name": "Early", "price": 1})]:
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "2"
+        assert response.headers["content-type"] == "application/problem+json"
+        detail = response.json()["detail"]
+        assert detail.startswith("The database has no migrations applied; this release needs")
+        assert migrations().get_heads()[0] in detail and "`make migrate`" in detail
+    alembic(database_url, monkeypatch, upgrade)
+    assert client.post(URL, json={"name": "Migrated", "price": 1}).status_code == 201
+    assert [article["name"] for article in client.get(URL).json()] == ["Migrated"]
+
+
+NO_PRICE: Any = None  # refused by ArticleIn's validation, and by the column's NOT NULL
+
+
+async def add(url: str, article: ArticleIn) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await SqlArticleRepository(session).add(article)
+    finally:
+        await engine.dispose()
+
+
+def test_only_the_unique_name_constraint_makes_a_duplicate(database_url: str) -> None:
+    """Any other integrity error is a bug, not a 409 (here a price the model would refuse)."""
+    run_async(add(database_url, ArticleIn(name="Cable", price=1)))
+    with pytest.raises(DuplicateArticleError):
+        run_async(add(database_url, ArticleIn(name="CABLE", price=2)))
+    with pytest.raises(IntegrityError):
+        run_async(add(database_url, ArticleIn.model_construct(name="Plug", price=NO_PRICE)))
 {%- else %}
 
 

@@ -3,7 +3,7 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.health import register_check
+from {{ cookiecutter.package_name }}.health import NotReady, register_check
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -14,6 +14,10 @@ async def healthy() -> None:
 
 async def broken() -> None:
     raise ConnectionError("redis://user:secret@10.0.0.1 refused")
+
+
+async def behind() -> None:
+    raise NotReady("the cache is warming up; wait for it")
 
 
 async def slow() -> None:
@@ -101,3 +105,11 @@ def test_ready_runs_the_checks_every_time_without_a_cache() -> None:
         for _ in range(3):
             client.get("/health/ready")
     assert len(runs) == 3
+
+
+def test_ready_shows_the_message_of_a_check_that_says_what_fixes_it(app: FastAPI) -> None:
+    register_check(app, "cache", behind)
+    with TestClient(app) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"]["error"] == "the cache is warming up; wait for it"

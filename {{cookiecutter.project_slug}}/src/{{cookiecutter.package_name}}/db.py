@@ -1,28 +1,35 @@
-"""The database: one engine per process, one session per request, and its failures as 503s.
+"""The database: one engine per process, one session per request, and its failures named.
 
 main.py opens the `Database` in the app's lifespan; routes take a session through `SessionDep`,
 which commits when the route succeeds and rolls back when it raises. Repositories work on that
-session; they never commit themselves. The schema is Alembic's (migrations/): the service never
-creates or alters tables at start-up.
+session; they never commit themselves. The schema is Alembic's (migrations/, in the package):
+the service never creates or alters tables, it waits for them (schema.py).
+
+A failure is a 503 only when the database is down or too slow (`unavailable`), or behind the
+schema this release needs (`SchemaBehind`); any other database error is a 500 whose log line
+carries the driver's own error and code.
 """
 
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from prometheus_client import Gauge, Histogram
-from sqlalchemy import MetaData, event, exc, text
+from sqlalchemy import DateTime, Dialect, MetaData, event, exc
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 from .errors import Problem, ProblemResponse, problem
+from .schema import SchemaBehind, check_migrations, missing_migrations
 from .settings import DEVELOPMENT_DATABASE_URL, Settings
 
 logger = logging.getLogger(__name__)
@@ -37,9 +44,17 @@ NAMING_CONVENTION = {
 }
 # A client told to come back in this many seconds rather than hammer a database that is down.
 RETRY_AFTER_SECONDS = 2
-# PostgreSQL's SQLSTATEs of an unavailable database rather than a bad query: a statement
-# cancelled by statement_timeout, a server shutting down or starting, too many connections.
-UNAVAILABLE_STATES = {"57014", "57P01", "57P02", "57P03", "53300"}
+# The driver's codes (prefixes) of a database down or too slow rather than a bad query.
+# PostgreSQL's SQLSTATEs: class 08 (the connection), a statement cancelled by its timeout, a
+# lock not granted in time, a server shutting down or starting, too many connections. SQLite's
+# error names: the file locked past the timeout, or not openable.
+UNAVAILABLE_CODES = (
+    *("08", "57014", "55P03", "57P0", "53300"),
+    *("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN"),
+)
+# The codes of a statement naming a table or column the database lacks: a migration not run?
+UNDEFINED_CODES = ("42P01", "42703")
+UNDEFINED_SQLITE = ("no such table", "no such column", "has no column named")
 
 
 # On /metrics beside the HTTP metrics: a pool always full, or queries slowing, show here first.
@@ -61,8 +76,29 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp with its time zone on every database: stored in UTC and read back aware,
+    on SQLite (which keeps no zone) as on PostgreSQL. A naive datetime is refused."""
+
+    impl = DateTime(timezone=True)  # what migrations and `alembic check` see
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"a datetime without a time zone: {value}; give it one (UTC)")
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:  # SQLite: stored in UTC, read naive
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class DatabaseUnavailable(Exception):
-    """The database did not answer in time, or could not be reached: a 503, never a 500."""
+    """The database did not answer in time, or could not be reached: a 503, never a 500.
+
+    Raised by the engine's own hooks (`measure`) for a connection that fails to open or dies in
+    the driver, and by `get_session` for the errors `unavailable` names."""
 
 
 def database_url(settings: Settings) -> str:
@@ -119,10 +155,25 @@ def measure(engine: AsyncEngine) -> None:
             span.end()
 
     @event.listens_for(engine.sync_engine, "handle_error")
-    def failed(error: ExceptionContext) -> None:
+    def failed(error: ExceptionContext) -> DatabaseUnavailable | None:
         if error.connection and (span := error.connection.info.pop("query_span", None)):
             span.set_status(StatusCode.ERROR, type(error.original_exception).__name__)
             span.end()
+        # The driver's network failing under a statement (raised unwrapped by some drivers): the
+        # connection is in an unknown state, so the pool drops it.
+        if isinstance(error.original_exception, (OSError, TimeoutError)):
+            error.is_disconnect = True
+            return DatabaseUnavailable(described(error.original_exception))
+        return None
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(dialect: Dialect, _: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        """Opens the connection as SQLAlchemy would, so that a failure to open it is known as
+        the database's, not confused with another service's OSError."""
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as error:
+            raise DatabaseUnavailable(f"cannot connect: {described(error)}") from error
 
 
 def query_span(connection: Connection, statement: str) -> Span:
@@ -156,6 +207,9 @@ class Database:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         """Yields the session factory; closes every pooled connection at the end."""
+        check_migrations()  # the package's migrations are readable, before serving anything
+        # Alembic's progress lines are for its command line: here every readiness run wrote two.
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
         self.engine = create_engine(self.settings, database_url(self.settings))
         try:
             yield async_sessionmaker(self.engine, expire_on_commit=False)
@@ -163,33 +217,82 @@ class Database:
             await self.engine.dispose()
 
     async def ping(self) -> None:
-        """The readiness check, while running: one round trip (HealthChecks bounds its time)."""
+        """The readiness check, while running: the database answers and is at the schema this
+        release needs (else SchemaBehind, whose message /health/ready shows)."""
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            if missing := await connection.run_sync(missing_migrations):
+                raise SchemaBehind(missing)
+
+
+def code(error: BaseException) -> str | None:
+    """The driver's error code: PostgreSQL's SQLSTATE, SQLite's error name."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "sqlite_errorname", None)
+    return None if code is None else str(code)
+
+
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception (PostgreSQL's, SQLite's) under SQLAlchemy's wrapper, if any."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        return error.driver_exception
+    return error
+
+
+def described(error: BaseException) -> str:
+    """The driver's own error for a log line: its code, class and message."""
+    driver = driver_error(error)
+    found = code(driver)
+    return f"{found + ' ' if found else ''}{type(driver).__name__}: {driver}"
 
 
 def unavailable(error: BaseException) -> bool:
-    """Whether `error` says the database is down or too slow (rather than a bug or bad data)."""
-    if isinstance(
-        error, (OSError, TimeoutError, exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
-    ):
+    """Whether `error` says the database is down or too slow (rather than a bug, bad data, a
+    missing table or another service failing): a connection that could not be opened or died,
+    the pool's timeout, a statement or lock timeout."""
+    if isinstance(error, (DatabaseUnavailable, exc.TimeoutError)):
         return True
-    if isinstance(error, exc.DBAPIError):
-        state = getattr(error.orig, "sqlstate", None)
-        return error.connection_invalidated or state in UNAVAILABLE_STATES
-    return False
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    found = code(driver_error(error)) or ""
+    return error.connection_invalidated or found.startswith(UNAVAILABLE_CODES)
+
+
+def undefined(error: exc.DBAPIError) -> bool:
+    """Whether the statement named a table or column the database does not have."""
+    driver = driver_error(error)
+    if code(driver) in UNDEFINED_CODES:
+        return True
+    message = str(driver)
+    return code(driver) == "SQLITE_ERROR" and any(words in message for words in UNDEFINED_SQLITE)
+
+
+def unique_violation(error: exc.IntegrityError, table: str, column: str) -> bool:
+    """Whether `error` is the unique constraint on `table`.`column` refusing a duplicate.
+
+    PostgreSQL names the constraint (the naming convention's uq_<table>_<column>); SQLite keeps
+    no constraint names and says "UNIQUE constraint failed: <table>.<column>" instead."""
+    driver = driver_error(error)
+    if (name := getattr(driver, "constraint_name", None)) is not None:
+        names = {"table_name": table, "column_0_name": column}
+        return bool(name == NAMING_CONVENTION["uq"] % names)
+    return str(driver) == f"UNIQUE constraint failed: {table}.{column}"
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """This request's own session: committed when the route succeeds, rolled back otherwise."""
     sessions: async_sessionmaker[AsyncSession] = request.state.sessions
-    try:
-        async with sessions.begin() as session:
-            yield session
-    except Exception as error:
-        if unavailable(error):
-            raise DatabaseUnavailable(type(error).__name__) from error
-        raise
+    async with sessions() as session:
+        try:
+            async with session.begin():
+                yield session
+        except exc.SQLAlchemyError as error:
+            if unavailable(error):
+                raise DatabaseUnavailable(described(error)) from error
+            if isinstance(error, exc.DBAPIError) and undefined(error):
+                # Was a migration not run? Asked again each time: once it has, this passes.
+                connection = await session.connection()
+                if missing := await connection.run_sync(missing_migrations):
+                    raise SchemaBehind(missing) from error
+            raise
 
 
 # scope="function": the commit happens before the response is sent, so a failed commit is
@@ -207,6 +310,28 @@ async def database_unavailable(request: Request, exc: Exception) -> ProblemRespo
     )
 
 
+async def schema_behind(request: Request, exc: Exception) -> ProblemResponse:
+    """What is missing and what fixes it: no host, no secret, fit for the client too."""
+    logger.warning("database schema behind: %s", exc)
+    return problem(request, 503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def database_error(request: Request, error: Exception) -> ProblemResponse:
+    """Any other database error: a bug or a schema out of step, logged with the driver's own
+    error and code; the client gets the usual 500."""
+    logger.error("database error on %s: %s", request.url.path, described(error), exc_info=error)
+    return problem(request, 500, "The server could not handle the request.")
+
+
+# For FastAPI(exception_handlers=...), beside the app's own.
+DATABASE_ERRORS: dict[Any, Any] = {
+    DatabaseUnavailable: database_unavailable,
+    SchemaBehind: schema_behind,
+    exc.DBAPIError: database_error,
+}
 DATABASE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    503: {"model": Problem, "description": "The database is unavailable; see Retry-After"},
+    503: {
+        "model": Problem,
+        "description": "The database is unavailable, or not migrated yet; see Retry-After",
+    },
 }

@@ -5,7 +5,8 @@ many callers ask, the dependencies are checked at most once per interval.
 
 main.py creates the registry (`app.state.health_checks`); a feature registers its check in
 its lifespan: `register_check(app, "redis", ping)`, where the check is an async callable that
-raises when the dependency is not usable.
+raises when the dependency is not usable. Only a `NotReady` error shows its message there (what
+is wrong and what fixes it); any other shows its type only.
 """
 
 import asyncio
@@ -21,6 +22,10 @@ from pydantic import BaseModel
 Check = Callable[[], Awaitable[str | None]]
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])
+
+
+class NotReady(Exception):
+    """Raised by a check, with a message fit to show on /health/ready: no host, no secret."""
 
 
 class Liveness(BaseModel):
@@ -68,6 +73,9 @@ class HealthChecks:
             state = await asyncio.wait_for(check(), self.timeout)
         except TimeoutError:
             return CheckResult(status="down", error=f"timed out after {self.timeout}s")
+        except NotReady as exc:
+            logger.warning("not ready: %s", exc)
+            return CheckResult(status="down", error=str(exc))
         except Exception as exc:
             logger.warning("readiness check failed", exc_info=exc)
             # The type only: a message could carry hosts or credentials.

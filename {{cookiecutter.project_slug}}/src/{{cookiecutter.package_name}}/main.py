@@ -25,7 +25,7 @@ from . import __version__, health
 from .api import {{ routers | join(", ") }}
 {%- endif %}
 {%- if cookiecutter.database != "none" %}
-from .db import Database, DatabaseUnavailable, database_unavailable
+from .db import DATABASE_ERRORS, Database
 {%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
 {%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers={
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
-            DatabaseUnavailable: database_unavailable,
+            **DATABASE_ERRORS,  # down, not migrated yet, or another database error
         },
 {%- elif cookiecutter.messaging == "rabbitmq" %}
         exception_handlers={

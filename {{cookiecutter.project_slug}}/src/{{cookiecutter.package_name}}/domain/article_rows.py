@@ -17,11 +17,20 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base
+from ..db import Base, unique_violation
 from .articles import ArticleIn, DuplicateArticleError, StaleArticleError, Versions
 
 # BIGINT on PostgreSQL; SQLite numbers rows itself only in an INTEGER primary key (64-bit too).
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# The table and column of the unique constraint that refuses a second article of one name.
+UNIQUE_NAME = ("articles", "name_key")
+
+
+def duplicate_name(error: exc.IntegrityError) -> bool:
+    """That constraint, by its name: any other integrity error is a bug (a logged 500)."""
+    return unique_violation(error, *UNIQUE_NAME)
 
 
 class ArticleRow(Base):
@@ -62,8 +71,10 @@ class SqlArticleRepository:
         self.session.add(row)
         try:
             await self.session.flush()  # the constraint, not a prior read, refuses a duplicate
-        except exc.IntegrityError:
-            raise DuplicateArticleError(article.name) from None
+        except exc.IntegrityError as error:
+            if duplicate_name(error):
+                raise DuplicateArticleError(article.name) from None
+            raise
         return as_dict(row)
 
     async def page(self, skip: int, limit: int) -> list[dict[str, Any]]:
@@ -89,8 +100,10 @@ class SqlArticleRepository:
         )
         try:
             row = (await self.session.scalars(statement)).one_or_none()
-        except exc.IntegrityError:
-            raise DuplicateArticleError(article.name) from None
+        except exc.IntegrityError as error:
+            if duplicate_name(error):
+                raise DuplicateArticleError(article.name) from None
+            raise
         if row is None:
             await self.refuse_if_stale(article_id)
             return None

@@ -21,11 +21,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from prometheus_client import Counter
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, delete, event, select, update
+from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, SessionDep, unavailable
+from ..db import Base, SessionDep, UtcDateTime, unavailable
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable
 from .events import Event, to_message
@@ -53,8 +53,8 @@ class OutboxRow(Base):
     type: Mapped[str] = mapped_column(String(200))  # the routing key
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     headers: Mapped[dict[str, str]] = mapped_column(JSON)  # the trace context
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
 
 class ProcessedMessage(Base):
@@ -63,7 +63,7 @@ class ProcessedMessage(Base):
     __tablename__ = "processed_messages"
 
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 class Outbox:

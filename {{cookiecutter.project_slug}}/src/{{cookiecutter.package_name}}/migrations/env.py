@@ -5,12 +5,14 @@ Async, like the service: the same driver runs the migrations.
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from {{ cookiecutter.package_name }}.db import Base, database_url
+from {{ cookiecutter.package_name }}.db import Base, UtcDateTime, database_url
 {%- if cookiecutter.include_examples %}
 from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table joins Base)
 {%- endif %}
@@ -25,12 +27,21 @@ if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
+def render_item(kind: str, item: Any, autogen: AutogenContext) -> str | Literal[False]:
+    """The service's own column types written as the SQLAlchemy types they store, so that a
+    migration never imports the service's code."""
+    if kind == "type" and isinstance(item, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
