@@ -4,9 +4,13 @@ own tests run all of it against a real RabbitMQ)."""
 
 import asyncio
 import json
+{%- if cookiecutter.database != "none" %}
 from collections.abc import Callable
+{%- endif %}
 from dataclasses import dataclass, field
+{%- if cookiecutter.database != "none" %}
 from datetime import UTC, datetime, timedelta
+{%- endif %}
 from typing import Any, cast
 
 import aio_pika
