@@ -107,8 +107,8 @@ class ProcessedMessage(Base):
 
 async def claim(session: AsyncSession, message_id: str) -> bool:
     """Records `message_id` as processed in the session's transaction; False if another one
-    has. Two transactions cannot both claim an id: the second waits on the first's row until
-    it commits (then finds it: False) or rolls back (then claims it: True)."""
+    has. Two transactions cannot both claim an id: the second one's insert waits for the first
+    to end, then finds the id taken (False) or, if the first rolled back, claims it (True)."""
     insert = INSERTS[session.get_bind().dialect.name](ProcessedMessage)
     claimed = await session.scalar(
         insert.values(message_id=message_id, processed_at=now())
