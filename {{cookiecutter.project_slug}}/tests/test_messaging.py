@@ -5,11 +5,15 @@ own tests run all of it against a real RabbitMQ)."""
 import asyncio
 import json
 {%- if cookiecutter.database != "none" %}
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 {%- endif %}
 from dataclasses import dataclass, field
 {%- if cookiecutter.database != "none" %}
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 {%- endif %}
 from typing import Any, cast
 
@@ -24,6 +28,10 @@ from fastapi.testclient import TestClient
 {%- endif %}
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
+{%- if cookiecutter.database != "none" %}
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+{%- endif %}
 from pydantic import ValidationError
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import func, select
@@ -383,6 +391,39 @@ def test_the_relay_outlives_an_unknown_error_reports_it_once_and_drains_after(
     assert "RuntimeError: a bug in the publishing code" in lines[0]["message"]
     assert "Traceback" in lines[0]["exception"]
     assert "recovered" in lines[1]["message"]
+
+
+# One uvicorn worker's relay, as far as its gauges go: it measured `argv[1]` events waiting.
+MEASURED = """
+import sys
+from {{ cookiecutter.package_name }}.messaging.outbox import OLDEST_AGE, PENDING
+
+PENDING.set(int(sys.argv[1]))
+OLDEST_AGE.set(int(sys.argv[1]) * 10)
+"""
+
+
+def test_the_backlog_gauges_are_one_series_whatever_the_number_of_workers(
+    tmp_path: Path,
+) -> None:
+    """Every worker's relay measures the same table: /metrics shows the highest, not a sum."""
+    shared = tmp_path / "metrics"  # of its own: the test's SQLite file is in tmp_path
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    for pending in ("3", "5"):
+        subprocess.run([sys.executable, "-c", MEASURED, pending], env=env, check=True)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(shared))  # type: ignore[no-untyped-call]
+    gauges = sorted(
+        (sample.name, sample.labels, sample.value)
+        for family in registry.collect()
+        if family.type == "gauge" and family.name.startswith("messaging_outbox_")
+        for sample in family.samples
+    )
+    assert gauges == [
+        ("messaging_outbox_oldest_pending_age_seconds", {}, 50.0),
+        ("messaging_outbox_pending", {}, 5.0),
+    ]
 
 
 class Overlapping(Handled):
