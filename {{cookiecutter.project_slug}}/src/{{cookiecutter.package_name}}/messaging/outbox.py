@@ -55,6 +55,8 @@ RETENTION = timedelta(hours=1)
 PRUNE_EVERY_SECONDS = 60.0
 # After a failure the relay waits longer each time, up to this many seconds.
 MAX_BACKOFF_SECONDS = 30.0
+# At shutdown the pass in progress may finish (its connections go back to the pool) this long.
+FINISH_PASS_SECONDS = 2.0
 
 PUBLISHED = Counter("messaging_outbox_published_total", "Outbox events the broker confirmed.")
 RELAY_ERRORS = Counter(
@@ -159,6 +161,7 @@ class Relay:
         self.wakeup = asyncio.Event()
         self.pruned_at = -PRUNE_EVERY_SECONDS
         self.outage: set[str] = set()  # the errors of this outage, each logged once
+        self.stopping = False
 
     def wake(self, *_: Any) -> None:
         self.wakeup.set()
@@ -169,13 +172,16 @@ class Relay:
         try:
             yield self
         finally:
+            self.stopping = True
+            self.wake()
+            await asyncio.wait({task}, timeout=FINISH_PASS_SECONDS)
             await stop(task)
             await self.broker.close()
 
     async def run(self) -> None:
-        """Relays until cancelled; an error of any kind ends a pass, never the loop."""
+        """Relays until stopped; an error of any kind ends a pass, never the loop."""
         failures = 0
-        while True:
+        while not self.stopping:
             self.wakeup.clear()
             try:
                 await self.relay_pending()
