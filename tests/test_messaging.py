@@ -25,6 +25,7 @@ from .rabbitmq import RabbitMQ
 from .served import Service, free_port, running
 from .postgres import database_name
 from .test_database import Postgres, migrated, migrated_copy, postgres  # noqa: F401
+from .test_observability import needs
 
 serving = contextmanager(running)
 URL = "/api/v1/articles"
@@ -222,29 +223,45 @@ def test_the_broker_stopped_never_fails_a_write_and_every_event_arrives_once(
     assert postgres.sql(unpublished, name) == "0"
 
 
-def test_a_worker_killed_in_the_middle_of_a_message_leaves_it_to_the_next_once(
-    outbox_stack: tuple[Stack, Postgres, str],
-) -> None:
-    events, postgres, name = outbox_stack
-    assert [events.post(f"Killed {n}").status_code for n in range(5)] == [201] * 5
+WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+
+
+@contextmanager
+def table_locked(postgres: Postgres, name: str, mode: str) -> Iterator[None]:
+    """processed_messages locked in `mode` by another session, for as long as the block runs."""
     psql = [str(postgres.bin / "psql"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U",
             "postgres", "-d", name, "-XAtq"]  # fmt: skip
-    # The worker's handler blocks on this lock, its messages in hand and not acked.
-    lock = "BEGIN; LOCK TABLE processed_messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);"
+    lock = f"BEGIN; LOCK TABLE processed_messages IN {mode} MODE; SELECT pg_sleep(120);"
     holder = subprocess.Popen([*psql, "-c", lock], stdout=subprocess.DEVNULL)
-    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     release = (
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()"
     )
     try:
-        first = events.start_worker()
-        wait_until(lambda: postgres.sql(waiting) != "0", first)
-        first.process.send_signal(signal.SIGKILL)
-        first.process.wait(timeout=30)
+        wait_until(lambda: "processed_messages" in postgres.sql(LOCKS, name))
+        yield
     finally:
         postgres.sql(release)
         holder.wait(timeout=30)
+
+
+LOCKS = (
+    "SELECT string_agg(relation::regclass::text, ',') FROM pg_locks "
+    "WHERE granted AND relation IS NOT NULL AND pid <> pg_backend_pid()"
+)
+
+
+def test_a_worker_killed_in_the_middle_of_a_message_leaves_it_to_the_next_once(
+    outbox_stack: tuple[Stack, Postgres, str],
+) -> None:
+    events, postgres, name = outbox_stack
+    assert [events.post(f"Killed {n}").status_code for n in range(5)] == [201] * 5
+    # The worker's handler blocks on this lock, its messages in hand and not acked.
+    with table_locked(postgres, name, "ACCESS EXCLUSIVE"):
+        first = events.start_worker()
+        wait_until(lambda: postgres.sql(WAITING) != "0", first)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=30)
     assert events.handled() == []  # nothing was acknowledged
     second = events.start_worker()
     wait_until(lambda: len(events.handled()) >= 5, second)
@@ -307,6 +324,166 @@ def test_a_poison_message_is_dead_lettered_after_its_attempts_and_the_queue_flow
     metrics = httpx.get(f"http://127.0.0.1:{events.metrics_port}/metrics").text
     assert 'messaging_dead_lettered_total{event="article.created"} 1.0' in metrics
     assert 'messaging_failed_total{event="article.created"} 3.0' in metrics
+
+
+@pytest.fixture
+def service_role_stack(
+    request: pytest.FixtureRequest,
+    installed: Baked,
+    rabbitmq: RabbitMQ,
+    postgres: Postgres,  # noqa: F811
+    migrated: list[str],  # noqa: F811
+) -> Iterator[tuple[Stack, Postgres, str, str]]:
+    """The outbox stack served by a role of its own that owns nothing and is no superuser, as
+    in production: what is revoked from it takes effect."""
+    baked = on_messaging(request, installed, "postgresql")
+    url = migrated_copy(baked, postgres, migrated)
+    name, role = database_name(url), f"service_{uuid.uuid4().hex[:8]}"
+    postgres.sql(f"CREATE ROLE {role} LOGIN")
+    postgres.sql(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}", name)
+    postgres.sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}", name)
+    extra = {f"{baked.package.upper()}_DATABASE_URL": url.replace("//postgres@", f"//{role}@")}
+    with stack(baked, rabbitmq, extra) as running_stack:
+        yield running_stack, postgres, name, role
+
+
+def service_lines(events: Stack) -> list[dict[str, Any]]:
+    """The service's JSON log lines so far."""
+    parsed = []
+    for line in list(events.service.output):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "message" in entry:
+            parsed.append(entry)
+    return parsed
+
+
+def metric(text: str, series: str) -> float:
+    """The value of one series in a /metrics text, 0 when it is absent."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series + " ")]
+    return values[0] if values else 0.0
+
+
+def test_the_relay_outlives_a_revoked_privilege_and_every_event_arrives_once_after_the_grant(
+    service_role_stack: tuple[Stack, Postgres, str, str],
+) -> None:
+    events, postgres, name, role = service_role_stack
+    worker = events.start_worker()
+    postgres.sql(f"REVOKE UPDATE, DELETE ON outbox FROM {role}", name)  # FOR UPDATE needs UPDATE
+    assert [events.post(f"Revoked {n}").status_code for n in range(5)] == [201] * 5
+    errors = 'messaging_outbox_relay_errors_total{error="InsufficientPrivilegeError"}'
+
+    def scraped() -> str:
+        return httpx.get(f"{events.service.url}/metrics", headers=events.headers).text
+
+    wait_until(lambda: metric(scraped(), errors) >= 3 and metric(scraped(), "messaging_outbox_pending") == 5)
+    assert metric(scraped(), "messaging_outbox_oldest_pending_age_seconds") > 0
+    failed = [line for line in service_lines(events) if line["message"].startswith("outbox relay failed")]
+    assert len(failed) == 1, failed  # once for the outage, not once per pass
+    assert failed[0]["level"] == "ERROR"
+    assert "permission denied for table outbox" in failed[0]["message"]
+    assert "InsufficientPrivilegeError" in failed[0]["exception"]  # the traceback, with its cause
+    assert events.handled() == []
+    postgres.sql(f"GRANT UPDATE, DELETE ON outbox TO {role}", name)
+    wait_until(lambda: len(events.handled()) >= 5, worker)
+    time.sleep(1)  # any duplicate would show by now
+    ids = [line["message_id"] for line in events.handled()]
+    assert len(ids) == len(set(ids)) == 5
+    assert postgres.sql("SELECT count(*) FROM processed_messages", name) == "5"
+    wait_until(lambda: metric(scraped(), "messaging_outbox_pending") == 0)
+    assert any(line["message"].startswith("outbox relay recovered") for line in service_lines(events))
+
+
+PUBLISH_TWICE = """
+import asyncio, json, sys
+import aio_pika
+
+async def main(url, exchange, message_id):
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel(publisher_confirms=True)
+    target = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    body = json.dumps({"id": 1, "version": 1}).encode()
+    for _ in range(2):
+        message = aio_pika.Message(body, message_id=message_id, type="article.created")
+        await target.publish(message, "article.created")
+    await connection.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_two_deliveries_of_one_message_at_once_run_the_handler_once(
+    outbox_stack: tuple[Stack, Postgres, str], rabbitmq: RabbitMQ
+) -> None:
+    events, postgres, name = outbox_stack
+    worker = events.start_worker()  # BROKER_PREFETCH (16): both deliveries in hand at once
+    prefix = events.baked.package.upper()
+    python = str(events.baked.path / ".venv" / "bin" / "python")
+    message_id = f"twice-{uuid.uuid4().hex[:8]}"
+    # Both deliveries' transactions wait on this lock at their first write: released, they race.
+    with table_locked(postgres, name, "SHARE"):
+        exchange = events.env[f"{prefix}_BROKER_EXCHANGE"]
+        run([python, "-c", PUBLISH_TWICE, rabbitmq.url, exchange, message_id], events.baked.path)
+        wait_until(lambda: int(postgres.sql(WAITING)) >= 2, worker)
+    wait_until(lambda: len([line for line in events.lines() if line.get("message_id") == message_id]) >= 2, worker)
+    time.sleep(1)  # a retry would show by now
+    outcomes = [line["message"] for line in events.lines() if line.get("message_id") == message_id]
+    assert sorted(outcomes) == ["duplicate", "handled"]  # not "failed, will retry"
+    assert postgres.sql(f"SELECT count(*) FROM processed_messages WHERE message_id = '{message_id}'", name) == "1"
+    metrics = httpx.get(f"http://127.0.0.1:{events.metrics_port}/metrics").text
+    assert metric(metrics, 'messaging_consumed_total{event="article.created"}') == 1
+    assert metric(metrics, "messaging_duplicates_total") == 1
+
+
+BACKLOG_AND_DEAD_LETTERS = """
+rule_files: [alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'messaging_outbox_oldest_pending_age_seconds{{job="{slug}", instance="a"}}'
+        values: '0 0 60 120 180 240 300 360 420 480'
+      - series: 'messaging_dead_lettered_total{{job="{slug}-worker", instance="w", event="article.created"}}'
+        values: '_ _ _ 1x20 2x10'
+      - series: 'messaging_dead_lettered_total{{job="{slug}-worker", instance="w", event="article.deleted"}}'
+        values: '0x30'
+    alert_rule_test:
+      - {{alertname: OutboxBacklog, eval_time: 7m, exp_alerts: []}}
+      - alertname: OutboxBacklog
+        eval_time: 9m
+        exp_alerts:
+          - exp_labels: {{severity: critical}}
+            exp_annotations: {{summary: "The oldest unpublished outbox event has waited 8m 0s"}}
+      - {{alertname: MessagesDeadLettered, eval_time: 2m, exp_alerts: []}}
+      - alertname: MessagesDeadLettered
+        eval_time: 4m
+        exp_alerts:
+          - exp_labels: {{severity: warning, event: article.created}}
+            exp_annotations: {{summary: "article.created messages were dead-lettered in the last 10 minutes"}}
+      - {{alertname: MessagesDeadLettered, eval_time: 20m, exp_alerts: []}}
+      - alertname: MessagesDeadLettered
+        eval_time: 25m
+        exp_alerts:
+          - exp_labels: {{severity: warning, event: article.created}}
+            exp_annotations: {{summary: "article.created messages were dead-lettered in the last 10 minutes"}}
+"""
+
+
+def test_the_alerts_fire_on_an_old_outbox_backlog_and_on_new_dead_letters(baked: Baked) -> None:
+    """promtool's rule tests: the backlog after five minutes; a dead letter at once, the first
+    of a new worker (a new series) too, and no longer once ten minutes pass without one."""
+    if baked.context["messaging"] != "rabbitmq" or baked.context["database"] == "none":
+        pytest.skip("no outbox")
+    promtool = needs("promtool")
+    deploy = baked.path / "deploy" / "prometheus"
+    tests = deploy / "alerts.test.yml"
+    tests.write_text(BACKLOG_AND_DEAD_LETTERS.format(slug=baked.context["project_slug"]))
+    try:
+        run([promtool, "test", "rules", tests.name], deploy)
+    finally:
+        tests.unlink()
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
-"""The worker's handling of one delivery: at most once in effect, however often it arrives.
+"""The worker's handling of one delivery, however often it arrives.
 
-A message is acknowledged only after its handler succeeded (and, with a database, after the
-handler's changes and the message id committed together). A failed handler does not block the
-queue: the message is re-published to a retry queue that returns it after a wait that doubles
-each time, and after BROKER_ATTEMPTS runs to <queue>.dead. A message delivered again (a worker
-killed before its ack, a publish repeated by the outbox relay) is recognised by its id and
-acknowledged without running the handler twice.
+A message is acknowledged only after its handler succeeded. A failed handler does not block
+the queue: the message is re-published to a retry queue that returns it after a wait that
+doubles each time, and after BROKER_ATTEMPTS runs to <queue>.dead. A message delivered again
+(a worker killed before its ack, a publish repeated by the outbox relay) is recognised by its
+id and acknowledged without running the handler again (Consumer.handle says how surely).
 """
 
 import asyncio
@@ -31,7 +30,7 @@ from ..settings import Settings
 from .broker import Broker, BrokerUnavailable, dead_queue, retry_queue
 from .events import ATTEMPT_HEADER, Event
 {%- if cookiecutter.database != "none" %}
-from .outbox import ProcessedMessage
+from .outbox import claim
 {%- endif %}
 
 logger = logging.getLogger(__name__)
@@ -146,17 +145,28 @@ class Consumer:
 {%- if cookiecutter.database != "none" %}
 
     async def handle(self, event: Event) -> str:
-        """Runs the handler and records the message id in one transaction."""
+        """Claims the message id, then runs the handler, in one transaction.
+
+        The claim is an INSERT ... ON CONFLICT DO NOTHING: of two deliveries at once, one runs
+        the handler while the other waits for its commit, then finds the id taken (or claims
+        it, if that run failed and rolled back). The handler's database changes happen exactly
+        once; its effects outside the database (an e-mail, an HTTP call) at least once, since a
+        run that fails after them runs again: pass the event's id as their idempotency key.
+        """
         async with self.sessions.begin() as session:
-            if await session.get(ProcessedMessage, event.id) is not None:
+            if not await claim(session, event.id):
                 return "duplicate"
             await self.handler(event, session)
-            session.add(ProcessedMessage(message_id=event.id))
         return "handled"
 {%- else %}
 
     async def handle(self, event: Event) -> str:
-        """Runs the handler unless this process has handled the message id already."""
+        """Runs the handler unless this process has handled the message id already.
+
+        At least once: the ids are remembered per process, for a while, so a delivery that
+        reaches another worker, or comes after a restart, runs the handler again. Keep the
+        handler idempotent; pass the event's id as the idempotency key of its effects.
+        """
         if event.id in self.seen:
             return "duplicate"
         await self.handler(event)

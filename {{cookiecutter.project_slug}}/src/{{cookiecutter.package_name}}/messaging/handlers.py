@@ -1,10 +1,12 @@
 """What the worker does with each event. The example only checks what it receives: replace
-`handle` with your own work (update a search index, send an e-mail, call another service).
+`handle` with your own work (update a search index, call another service).
 {%- if cookiecutter.database != "none" %}
-It runs in the transaction that records the message as processed: write through `session`, and
-your changes and that record commit together, exactly once.
+It runs in the transaction that claimed the message id: write through `session`, and your
+changes happen exactly once. Effects outside the database (an e-mail, an HTTP call) happen at
+least once (a run that fails after them runs again): pass `event.id` as their idempotency key.
 {%- else %}
-It may run twice for one message after a worker restart (see the README): keep it idempotent.
+It may run more than once for one message (see the README): keep it idempotent, and pass
+`event.id` as the idempotency key of what it sends elsewhere (an e-mail, an HTTP call).
 {%- endif %}
 A handler that raises is retried with backoff, then dead-lettered.
 """

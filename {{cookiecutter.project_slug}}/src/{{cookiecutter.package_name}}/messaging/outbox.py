@@ -8,24 +8,41 @@ milliseconds instead of a polling interval, and the API keeps working while the 
 batch with FOR UPDATE SKIP LOCKED, so no row is published by two at the same time. A row is
 marked published only after the broker confirmed it; a crash in between publishes it again,
 with the same message id, which the worker recognises as a duplicate.
+
+The relay never stops on an error: whatever fails (the broker, the database, a revoked
+privilege, a bug) is logged at ERROR with its cause once per outage, counted by error type,
+and tried again with backoff; the rows wait meanwhile, and the recovery is logged. The events
+waiting and the age of the oldest are measured on every pass, failed or not (alerts.yml).
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from prometheus_client import Counter
-from sqlalchemy import JSON, BigInteger, Integer, String, delete, event, select, update
+from prometheus_client import Counter, Gauge
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    delete,
+    event,
+    exc,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, SessionDep, UtcDateTime, unavailable
+from ..db import Base, SessionDep, UtcDateTime
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable
 from .events import Event, to_message
@@ -37,8 +54,31 @@ RETENTION = timedelta(hours=1)
 PRUNE_EVERY_SECONDS = 60.0
 # After a failure the relay waits longer each time, up to this many seconds.
 MAX_BACKOFF_SECONDS = 30.0
+# At shutdown the pass in progress may finish (its connections go back to the pool) this long.
+FINISH_PASS_SECONDS = 2.0
 
 PUBLISHED = Counter("messaging_outbox_published_total", "Outbox events the broker confirmed.")
+RELAY_ERRORS = Counter(
+    "messaging_outbox_relay_errors_total",
+    "Outbox relay passes that failed, by error (the database driver's own, for a database's).",
+    ["error"],
+)
+# Every worker's relay measures the same table: the highest of the live ones is the value.
+PENDING = Gauge(
+    "messaging_outbox_pending",
+    "Outbox events not published yet.",
+    multiprocess_mode="livemax",
+)
+OLDEST_AGE = Gauge(
+    "messaging_outbox_oldest_pending_age_seconds",
+    "Age in seconds of the oldest outbox event not published yet (0: none waits).",
+    multiprocess_mode="livemax",
+)
+# The worker's claim on a message id, in the dialect's own INSERT ... ON CONFLICT DO NOTHING.
+INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 
 
 def now() -> datetime:
@@ -64,6 +104,28 @@ class ProcessedMessage(Base):
 
     message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+async def claim(session: AsyncSession, message_id: str) -> bool:
+    """Records `message_id` as processed in the session's transaction; False if another one
+    has. Two transactions cannot both claim an id: the second one's insert waits for the first
+    to end, then finds the id taken (False) or, if the first rolled back, claims it (True)."""
+    insert = INSERTS[session.get_bind().dialect.name](ProcessedMessage)
+    claimed = await session.scalar(
+        insert.values(message_id=message_id, processed_at=now())
+        .on_conflict_do_nothing(index_elements=[ProcessedMessage.message_id])
+        .returning(ProcessedMessage.message_id)
+    )
+    return claimed is not None
+
+
+def error_name(error: BaseException) -> str:
+    """The label of an error: the driver's own behind a SQLAlchemy error (asyncpg's
+    InsufficientPrivilegeError rather than ProgrammingError), otherwise the error's class."""
+    if isinstance(error, exc.DBAPIError):
+        while error.__cause__ is not None:
+            error = error.__cause__
+    return type(error).__name__
 
 
 class Outbox:
@@ -97,6 +159,8 @@ class Relay:
         self.broker = broker
         self.wakeup = asyncio.Event()
         self.pruned_at = -PRUNE_EVERY_SECONDS
+        self.outage: set[str] = set()  # the errors of this outage, each logged once
+        self.stopping = False
 
     def wake(self, *_: Any) -> None:
         self.wakeup.set()
@@ -107,29 +171,69 @@ class Relay:
         try:
             yield self
         finally:
+            self.stopping = True
+            self.wake()
+            await asyncio.wait({task}, timeout=FINISH_PASS_SECONDS)
             await stop(task)
             await self.broker.close()
 
     async def run(self) -> None:
+        """Relays until stopped; an error of any kind ends a pass, never the loop."""
         failures = 0
-        while True:
+        while not self.stopping:
             self.wakeup.clear()
             try:
-                while await self.relay_batch() == self.settings.outbox_batch_size:
-                    pass  # a full batch: there may be more
-                await self.prune()
-                failures = 0
-            except BrokerUnavailable as error:
-                failures += 1
-                logger.warning("outbox relay: broker unavailable (%s)", error)
+                await self.relay_pending()
             except Exception as error:
-                if not unavailable(error):
-                    raise
                 failures += 1
-                logger.warning("outbox relay: database unavailable (%s)", type(error).__name__)
+                self.report(error)
+            else:
+                failures = 0
+                if self.outage:
+                    failed = ", ".join(sorted(self.outage))
+                    logger.info("outbox relay recovered (after %s); publishing again", failed)
+                    self.outage.clear()
             wait = self.settings.outbox_poll_seconds * 2 ** min(failures, 5)
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), min(wait, MAX_BACKOFF_SECONDS))
+
+    async def relay_pending(self) -> None:
+        """One pass: publishes what waits, prunes, and measures what still waits (even when
+        publishing failed: a SELECT may work where the relay's UPDATE does not)."""
+        try:
+            while await self.relay_batch() == self.settings.outbox_batch_size:
+                pass  # a full batch: there may be more
+            await self.prune()
+        except Exception:
+            await self.measure()
+            raise
+        await self.measure()
+
+    def report(self, error: Exception) -> None:
+        """Counts every failed pass; logs an error the first time this outage meets it."""
+        name = error_name(error)
+        RELAY_ERRORS.labels(name).inc()
+        if name in self.outage:
+            return
+        self.outage.add(name)
+        logger.error(
+            "outbox relay failed: %s: %s; the events wait in the outbox, tried again with backoff",
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
+
+    async def measure(self) -> None:
+        async with self.sessions() as session:
+            waiting = select(func.count(), func.min(OutboxRow.created_at))
+            pending = waiting.where(OutboxRow.published_at.is_(None))
+            count, oldest = (await session.execute(pending)).one()
+        PENDING.set(count)
+        if oldest is None:
+            OLDEST_AGE.set(0)
+        else:  # a SQLite column may give it back without its time zone: it was UTC
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            OLDEST_AGE.set(max((now() - oldest).total_seconds(), 0))
 
     async def relay_batch(self) -> int:
         """Publishes one batch; returns how many rows it published."""
