@@ -33,7 +33,6 @@ from sqlalchemy import (
     String,
     delete,
     event,
-    exc,
     func,
     select,
     update,
@@ -42,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, SessionDep, UtcDateTime
+from ..db import Base, SessionDep, UtcDateTime, driver_error
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable
 from .events import Event, to_message
@@ -122,10 +121,7 @@ async def claim(session: AsyncSession, message_id: str) -> bool:
 def error_name(error: BaseException) -> str:
     """The label of an error: the driver's own behind a SQLAlchemy error (asyncpg's
     InsufficientPrivilegeError rather than ProgrammingError), otherwise the error's class."""
-    if isinstance(error, exc.DBAPIError):
-        while error.__cause__ is not None:
-            error = error.__cause__
-    return type(error).__name__
+    return type(driver_error(error)).__name__
 
 
 class Outbox:
@@ -231,8 +227,7 @@ class Relay:
         PENDING.set(count)
         if oldest is None:
             OLDEST_AGE.set(0)
-        else:  # a SQLite column may give it back without its time zone: it was UTC
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        else:
             OLDEST_AGE.set(max((now() - oldest).total_seconds(), 0))
 
     async def relay_batch(self) -> int:
