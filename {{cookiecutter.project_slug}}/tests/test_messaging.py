@@ -176,16 +176,23 @@ class Handled:
 
 
 def consume(
-    settings: Settings, handler: Handled, *deliveries: AbstractIncomingMessage
+    settings: Settings,
+    handler: Handled,
+    *deliveries: AbstractIncomingMessage,
+    at_once: bool = False,
 ) -> FakeBroker:
-    """Runs the consumer on `deliveries`, one after the other; returns the broker it used."""
+    """Runs the consumer on `deliveries`, one after the other or all at once (as a prefetch
+    above one does); returns the broker it used."""
     broker = FakeBroker()
 
     async def work() -> None:
         async with Database(settings).running() as sessions:
             consumer = Consumer(settings, cast(Broker, broker), handler, sessions)
-            for message in deliveries:
-                await consumer.on_message(message)
+            if at_once:
+                await asyncio.gather(*(consumer.on_message(m) for m in deliveries))
+            else:
+                for message in deliveries:
+                    await consumer.on_message(message)
 
     run_async(work())
     return broker
@@ -448,27 +455,12 @@ class Overlapping(Handled):
             self.running -= 1
 
 
-def consume_together(
-    settings: Settings, handler: Handled, *deliveries: AbstractIncomingMessage
-) -> FakeBroker:
-    """Runs one consumer on `deliveries`, all at once (a prefetch above one does)."""
-    broker = FakeBroker()
-
-    async def work() -> None:
-        async with Database(settings).running() as sessions:
-            consumer = Consumer(settings, cast(Broker, broker), handler, sessions)
-            await asyncio.gather(*(consumer.on_message(message) for message in deliveries))
-
-    run_async(work())
-    return broker
-
-
 def test_two_deliveries_of_one_message_at_once_run_the_handler_once(
     settings: Settings, log_lines: LogLines
 ) -> None:
     handler = Overlapping()
     first, again = delivery(message_id="m-2"), delivery(message_id="m-2", redelivered=True)
-    broker = consume_together(settings, handler, first, again)
+    broker = consume(settings, handler, first, again, at_once=True)
     assert handler.runs == 1 and handler.ids == ["m-2"]
     assert cast(FakeDelivery, first).acked == 1 and cast(FakeDelivery, again).acked == 1
     assert broker.published == []  # no failure, no retry
@@ -481,8 +473,8 @@ def test_a_claim_rolled_back_with_its_failed_handler_lets_the_other_delivery_run
     settings: Settings,
 ) -> None:
     handler = Overlapping(fail_first=True)
-    broker = consume_together(
-        settings, handler, delivery(message_id="m-3"), delivery(message_id="m-3")
+    broker = consume(
+        settings, handler, delivery(message_id="m-3"), delivery(message_id="m-3"), at_once=True
     )
     assert handler.runs == 2 and handler.most_at_once == 1  # one after the other
     assert handler.ids == ["m-3"]
