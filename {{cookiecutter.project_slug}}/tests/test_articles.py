@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from {{ cookiecutter.package_name }}.domain.article_store import get_articles
 {%- if cookiecutter.database != "none" %}
-from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow, SqlArticleRepository
+from {{ cookiecutter.package_name }}.domain.article_rows import (
+    ArticleRow,
+    SqlArticleRepository,
+)
 from {{ cookiecutter.package_name }}.domain.articles import (
     ArticleIn,
     DuplicateArticleError,

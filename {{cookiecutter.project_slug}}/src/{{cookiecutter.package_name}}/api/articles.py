@@ -45,6 +45,7 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with 
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
 NOT_MODIFIED: Responses = {304: {"description": "If-None-Match names the current ETag: no body"}}
+
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles",
     tags=["articles"],
@@ -59,8 +60,8 @@ async def valid_article(article: ArticleIn) -> None:
 
 WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_article))
 DELETE_LIMIT = Depends(rate_limit("rate_limit_write"))  # a delete has no body
-# Writes need the articles:write scope (listed first: the write limit then counts per caller,
-# not per address). Reads are open to all.
+# Writes need the articles:write scope, as security/access.py grants it (listed first: the
+# write limit then counts per caller, not per address). Reads are open to all.
 WRITER = [requires("articles:write"), WRITE_LIMIT]
 DELETER = [requires("articles:write"), DELETE_LIMIT]
 # The events are ready once the body is valid: a bad body is a 422 even with the broker down.
