@@ -1,7 +1,7 @@
-"""What the routes announce of an article's changes: nothing, as this service has no messaging.
+"""What the routes announce of an article's changes: nothing, this service sends no events.
 
 The routes call `created`, `updated` and `deleted` after each change: a version of this module
-that publishes events (a broker, an outbox) is the only file to change for them to leave.
+that sends them somewhere is the only file to change for them to leave.
 """
 
 from collections.abc import Awaitable, Callable
