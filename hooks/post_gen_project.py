@@ -17,10 +17,44 @@ def remove_paths(*paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def keep_variant(module: Path, chosen: str, variants: tuple[str, ...]) -> None:
+    """Keep <module>_<chosen>.py as <module>.py, remove the other variants: every bake imports
+    the same module name, whatever the options."""
+    for variant in variants:
+        path = module.with_name(f"{module.name}_{variant}.py")
+        if variant == chosen:
+            path.replace(module.with_name(f"{module.name}.py"))
+        else:
+            path.unlink(missing_ok=True)
+
+
+def choose_article_store(database: str) -> None:
+    """The articles in a table, or in memory without a database."""
+    store = "memory" if database == "none" else "sql"
+    keep_variant(PACKAGE_DIR / "domain" / "article_store", store, ("sql", "memory"))
+
+
+def choose_article_events(messaging: str, database: str) -> None:
+    """Article events through the outbox, published right after the write, or none."""
+    if messaging == "none":
+        events = "none"
+    else:
+        events = "broker" if database == "none" else "outbox"
+    keep_variant(PACKAGE_DIR / "domain" / "article_events", events, ("outbox", "broker", "none"))
+
+
+def choose_access(auth: str) -> None:
+    """Who may write: anyone, a caller with an API key, or a token holding the scope."""
+    keep_variant(PACKAGE_DIR / "security" / "access", auth, ("none", "api_key", "jwt"))
+
+
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "domain" / "articles.py",
+        PACKAGE_DIR / "domain" / "article_store.py",
+        PACKAGE_DIR / "domain" / "article_events.py",
+        PACKAGE_DIR / "security" / "access.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",
         PACKAGE_DIR / "resilience" / "cache_redis.py",
@@ -186,6 +220,9 @@ def print_next_steps(repository: str) -> None:
 
 
 def main() -> None:
+    choose_article_store("{{ cookiecutter.database }}")
+    choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
+    choose_access("{{ cookiecutter.auth }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

@@ -375,3 +375,18 @@ def test_post_gen_removes_an_unselected_feature(
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.py")) == [
         "src/pkg/api/health.py"
     ]
+
+
+def test_post_gen_keeps_one_variant_of_a_module_under_the_shared_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    domain = tmp_path / "src" / "pkg" / "domain"
+    domain.mkdir(parents=True)
+    for variant in ("outbox", "broker", "none"):
+        (domain / f"article_events_{variant}.py").write_text(variant)
+    (domain / "articles.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_article_events("rabbitmq", "none")
+    assert sorted(p.name for p in domain.iterdir()) == ["article_events.py", "articles.py"]
+    assert (domain / "article_events.py").read_text() == "broker"

@@ -15,9 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 {%- endif %}
 
-from {{ cookiecutter.package_name }}.api.articles import get_articles
+from {{ cookiecutter.package_name }}.domain.article_store import get_articles
 {%- if cookiecutter.database != "none" %}
-from {{ cookiecutter.package_name }}.domain.article_rows import ArticleRow, SqlArticleRepository
+from {{ cookiecutter.package_name }}.domain.article_rows import (
+    ArticleRow,
+    SqlArticleRepository,
+)
 from {{ cookiecutter.package_name }}.domain.articles import (
     ArticleIn,
     DuplicateArticleError,

@@ -1,0 +1,20 @@
+"""Who may call a route that changes data: anyone, as this service has no authentication.
+
+Routes list `requires(scope)` in their dependencies and document `DENIED`: with API keys or
+tokens, a version of this module that checks them is the only file to change.
+"""
+
+from typing import Any
+
+from fastapi import Depends
+
+DENIED: dict[int | str, dict[str, Any]] = {}  # nobody is refused, so nothing to document
+
+
+async def anyone() -> None:
+    """Lets every caller in."""
+
+
+def requires(scope: str) -> Any:
+    """A route dependency that lets in callers allowed `scope`: here, every caller."""
+    return Depends(anyone)
