@@ -428,6 +428,14 @@ def test_the_examples_prompt_says_the_characters_example_calls_a_public_api() ->
     assert "characters" in prompt and "public" in prompt and "over the internet" in prompt
 
 
+def test_the_examples_prompt_says_where_the_articles_live_by_default() -> None:
+    """In a table of the chosen database; in memory only without one."""
+    prompt = PROMPTS["include_examples"]
+    articles = prompt[prompt.index("articles") : prompt.index("characters")]
+    assert COOKIECUTTER_JSON["database"] != "none" and "database table" in articles
+    assert "in memory" not in articles or "database=none" in articles
+
+
 def test_post_gen_removes_an_unselected_feature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
