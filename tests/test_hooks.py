@@ -436,6 +436,28 @@ def test_the_examples_prompt_says_where_the_articles_live_by_default() -> None:
     assert "in memory" not in articles or "database=none" in articles
 
 
+@pytest.mark.parametrize(
+    ("answers", "servers"),
+    [
+        (["database=postgresql", "messaging=rabbitmq"], ["postgres", "rabbitmq"]),
+        (["database=none", "messaging=rabbitmq"], ["rabbitmq"]),
+        (["database=sqlite"], []),
+    ],
+)
+def test_the_readme_says_how_to_run_the_servers_locally_with_docker_and_without(
+    tmp_path: Path, answers: list[str], servers: list[str]
+) -> None:
+    result = bake_with_cli(tmp_path, *answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    readme = (tmp_path / "my-service" / "README.md").read_text()
+    install = {"postgres": "install postgresql", "rabbitmq": "install rabbitmq-server"}
+    for server in ("postgres", "rabbitmq"):
+        with_docker = f"docker run -d --name my-service-{server} -p 127.0.0.1:"
+        assert (with_docker in readme) == (server in servers), server
+        assert (install[server] in readme) == (server in servers), server
+    assert ("## Local servers" in readme) == bool(servers)
+
+
 def test_post_gen_removes_an_unselected_feature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
