@@ -76,9 +76,8 @@ def typed_options(argv: list[str]) -> tuple[list[str], str] | None:
     return (options, template) if template else None
 
 
-def bake_command(answers: dict[str, Any], argv: list[str] | None = None) -> str:
-    typed = typed_options(sys.argv if argv is None else argv)
-    options, template = typed or (["--no-input"], str(TEMPLATE))
+def bake_command(answers: dict[str, Any]) -> str:
+    options, template = typed_options(sys.argv) or (["--no-input"], str(TEMPLATE))
     words = ["cookiecutter", *options, template]
     for key, value in answers.items():
         if not key.startswith("_"):

@@ -249,6 +249,26 @@ def test_the_command_after_a_bad_answer_keeps_every_option_given(tmp_path: Path)
         shutil.rmtree(TEMPLATE / "orders-api", ignore_errors=True)  # where it baked before
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["/usr/bin/cookiecutter", "-o", "..", "-c", "v2", ".", "auth=jwt"],
+            (["--no-input", "--checkout", "v2", "--output-dir", ".."], "."),
+        ),
+        (["/x/cookiecutter/__main__.py", "--no-input", "gh:org/t"], (["--no-input"], "gh:org/t")),
+        (["/usr/bin/cruft", "create", "https://example.com/t"], None),  # not cookiecutter's CLI
+        (["/usr/bin/cookiecutter", "--no-such-option", "."], None),
+    ],
+)
+def test_the_typed_command_line_is_read_with_cookiecutters_own_parser(
+    argv: list[str], expected: tuple[list[str], str] | None
+) -> None:
+    import local_extensions
+
+    assert local_extensions.typed_options(argv) == expected
+
+
 def test_without_a_sure_correction_the_command_has_the_bad_answer_to_edit(tmp_path: Path) -> None:
     typed = ["Orders API", "", "", "", "", "nobody", "", "3.11", "", "", "jwt"]
     result = bake_interactively(tmp_path, *typed)
