@@ -7,13 +7,18 @@ for bakes that skip this rendering (replays).
 
 Cookiecutter cannot ask one question again: the message's second line is the command that bakes
 with every answer given, the bad one corrected when the right value is certain, so nothing is
-typed twice.
+typed twice. It is the command the user typed (every option kept: --output-dir, --config-file,
+...), with --no-input and the answers: cookiecutter tells a template nothing of its command line
+before the answers are rendered, so it is read from sys.argv with cookiecutter's own parser.
 """
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
+import click
+from cookiecutter.cli import main as cookiecutter_cli
 from cookiecutter.exceptions import FailedHookException
 from jinja2 import Environment
 from jinja2.ext import Extension
@@ -24,6 +29,9 @@ from hooks.pre_gen_project import MAX_NAME, check_package_name, find_bad_answer
 # The folder cookiecutter reads the template from: the local clone, or its own clone of a
 # repository given as gh:... or a URL (kept in ~/.cookiecutters).
 TEMPLATE = Path(__file__).resolve().parent
+# The folder cookiecutter was started in: this module is first imported while the answers are
+# rendered, before cookiecutter moves into the template's folder to render files and hooks.
+STARTED_IN = Path.cwd()
 
 
 def package_from(slug: str) -> str:
@@ -46,8 +54,31 @@ def correct(answers: dict[str, Any], key: str) -> dict[str, str]:
     return {}
 
 
+def typed_options(argv: list[str]) -> tuple[list[str], str] | None:
+    """The options and the template of a cookiecutter command line, or None when this process
+    is not cookiecutter's command (cookiecutter called from Python, by cruft or a script)."""
+    program = Path(argv[0]) if argv else Path()
+    if "cookiecutter" not in (program.stem, program.parent.name):
+        return None
+    try:
+        context = cookiecutter_cli.make_context("cookiecutter", argv[1:], resilient_parsing=True)
+    except click.ClickException:
+        return None
+    options = ["--no-input"]
+    for param in cookiecutter_cli.params:
+        value = context.params.get(param.name or "")
+        if not isinstance(param, click.Option) or value in (None, False, param.default):
+            continue
+        name = max(param.opts, key=len)  # --output-dir rather than -o: the command explains itself
+        if name != "--no-input":
+            options += [name] if param.is_flag else [name, str(value)]
+    template = context.params.get("template")
+    return (options, template) if template else None
+
+
 def bake_command(answers: dict[str, Any]) -> str:
-    words = ["cookiecutter", "--no-input", str(TEMPLATE)]
+    options, template = typed_options(sys.argv) or (["--no-input"], str(TEMPLATE))
+    words = ["cookiecutter", *options, template]
     for key, value in answers.items():
         if not key.startswith("_"):
             words.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
@@ -73,3 +104,4 @@ class AnswerChecks(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["refuse_bad_answers"] = refuse_bad_answers
+        environment.globals["started_in"] = str(STARTED_IN)

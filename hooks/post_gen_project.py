@@ -4,6 +4,8 @@ next steps.
 One remove_<feature>() per option, called from a flat main(); no network.
 """
 
+import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -207,11 +209,20 @@ def start_git_repository(author: str, email: str, message: str) -> str:
     return "a git repository with a first commit"
 
 
-def print_next_steps(repository: str) -> None:
+def path_from(project: Path, started_in: Path) -> str:
+    """The project's folder as typed where cookiecutter was started: relative when it is there
+    or one level up (--output-dir ..), else absolute."""
+    relative = Path(os.path.relpath(project, started_in))
+    if relative.parts.count("..") > 1:
+        return shlex.quote(str(project))
+    return shlex.quote(str(relative))
+
+
+def print_next_steps(repository: str, project: str) -> None:
     print(
-        "\nYour service is ready in ./{{ cookiecutter.project_slug }}: " + repository + ".\n"
+        f"\nYour service is ready in {project}: {repository}.\n"
         "Next steps:\n"
-        "  cd {{ cookiecutter.project_slug }}\n"
+        f"  cd {project}\n"
         "  cp .env.example .env   # the settings, one comment each (.env is git-ignored)\n"
         "  make install           # uv sync: creates .venv and uv.lock (needs uv: pip install uv)\n"
         "  make run               # http://127.0.0.1:8000/docs; Ctrl-C stops it\n"
@@ -252,8 +263,10 @@ def main() -> None:
     remove_empty_domain()
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.
+    # This hook runs in the project's folder; the user stands where cookiecutter was started.
+    project = path_from(Path.cwd(), Path({{ started_in | tojson }}))
     if "{{ cookiecutter._commit is defined }}" == "True":
-        print_next_steps(f"cruft records the template in .cruft.json; {COMMIT_YOURSELF}")
+        print_next_steps(f"cruft records the template in .cruft.json; {COMMIT_YOURSELF}", project)
     else:
         print_next_steps(
             start_git_repository(
@@ -261,7 +274,8 @@ def main() -> None:
                 email={{ cookiecutter.author_email | tojson }},
                 message="Bake " + {{ cookiecutter.project_name | tojson }}
                 + " from fastapi-service-template",
-            )
+            ),
+            project,
         )
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from openapi_spec_validator import validate
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from .combinations import COMBINATIONS, first_with_realtime
+from .combinations import COMBINATIONS, first_with_messaging, first_with_realtime
 from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running, start_service
 from .test_template import commands_with_placeholders, shell_commands
@@ -234,6 +235,41 @@ def interrupt_make_run(
     return subprocess.CompletedProcess(make.args, make.returncode, output)
 
 
+def test_a_busy_port_is_one_line_naming_its_setting(
+    request: pytest.FixtureRequest, installed: Baked
+) -> None:
+    """The service's port held by the service already running; the worker's metrics port by
+    another program (9100, its default, is node_exporter's). Once without messaging, once with."""
+    firsts = [COMBINATIONS["default"], COMBINATIONS.get(first_with_messaging("none") or "")]
+    if request.node.callspec.params["baked"] not in firsts:
+        pytest.skip("runs in the default combination and the first with messaging")
+    prefix, python = installed.package.upper(), str(installed.path / ".venv" / "bin" / "python")
+    service = start_service(installed.path, installed.package)
+    port = service.url.rsplit(":", 1)[1]
+    try:
+        env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": port}
+        again = subprocess.run([python, "-m", installed.package], cwd=installed.path, env=env,
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        service.stop()
+    assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+    assert again.stderr.splitlines()[-1] == (
+        f"ERROR: port {port} on 127.0.0.1: address already in use; "
+        f"set {prefix}_PORT to a free port or stop what listens on it"
+    )
+    if installed.context["messaging"] != "rabbitmq":
+        return
+    with socket.socket() as exporter:
+        exporter.bind(("127.0.0.1", 0))
+        exporter.listen()
+        env[f"{prefix}_WORKER_METRICS_PORT"] = str(exporter.getsockname()[1])
+        worker = subprocess.run([python, "-m", f"{installed.package}.worker"], cwd=installed.path,
+                                env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert worker.returncode == 1 and "Traceback" not in worker.stderr, worker.stderr
+    assert f"set {prefix}_WORKER_METRICS_PORT to a free port or to 0" in worker.stderr
+    assert len(worker.stderr.splitlines()) == 1, worker.stderr
+
+
 def test_make_run_stopped_with_ctrl_c_exits_quietly(baked: Baked, tmp_path: Path) -> None:
     """Whatever status the server ends with on SIGINT (uv passes on 130 when uvicorn's reloader
     dies of it: seen one stop in five), make says nothing; it dies of the SIGINT as any program
@@ -253,11 +289,15 @@ def test_make_run_stopped_with_ctrl_c_exits_quietly(baked: Baked, tmp_path: Path
 
 def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None:
     port = free_port()
-    env = {**os.environ, "UVICORN_PORT": str(port)}  # uvicorn reads its options from UVICORN_*
+    env = {**os.environ, f"{installed.package.upper()}_PORT": str(port)}
     stopped = interrupt_make_run(installed.path, f"http://127.0.0.1:{port}/health/live", env)
-    # Development logs one readable line per record: time, level, logger, message.
+    # Development logs one readable line per record: time, level, logger, message; the
+    # reloader's and the migrations' lines too, in the same format.
     readable = r"^\d\d:\d\d:\d\d\.\d{3} INFO +uvicorn\.error  Application startup complete\.$"
     assert re.search(readable, stopped.stdout, re.MULTILINE), stopped.stdout
+    logged = [line for line in stopped.stdout.splitlines() if not line.startswith(("trap", "uv "))]
+    other = [line for line in logged if not re.match(r"\d\d:\d\d:\d\d\.\d{3} [A-Z]+ ", line)]
+    assert other == [] and "Will watch for changes" in stopped.stdout, stopped.stdout
     assert "***" not in stopped.stdout and "Traceback" not in stopped.stdout, stopped.stdout
     assert stopped.returncode in (0, -signal.SIGINT)
 

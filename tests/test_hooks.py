@@ -102,11 +102,19 @@ def test_pep440_versions_are_accepted(version: str) -> None:
 
 
 def bake_with_cli(
-    output: Path, *answers: str, env: dict[str, str] | None = None
+    output: Path | str,
+    *answers: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output)]
     return subprocess.run(
-        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False, env=env
+        [*command, str(TEMPLATE), *answers],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -180,11 +188,14 @@ def test_a_bad_boolean_is_one_error_line(tmp_path: Path) -> None:
     assert error_lines(result) == ["ERROR: include_examples='maybe' is not true or false"]
 
 
-def bake_interactively(output: Path, *typed: str) -> subprocess.CompletedProcess[str]:
+def bake_interactively(
+    output: Path, *typed: str, options: tuple[str, ...] = (), template: str = str(TEMPLATE)
+) -> subprocess.CompletedProcess[str]:
     """The real prompts, answered with these lines, then Enter (the default) for every other."""
-    command = [sys.executable, "-m", "cookiecutter", "-o", str(output), str(TEMPLATE)]
+    command = [sys.executable, "-m", "cookiecutter", *options, "-o", str(output), template]
     answers = "\n".join(typed) + "\n" * 20
-    return subprocess.run(command, input=answers, capture_output=True, text=True, check=False)
+    cwd = TEMPLATE if template == "." else None
+    return subprocess.run(command, input=answers, capture_output=True, text=True, cwd=cwd)
 
 
 def rerun_command(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -209,10 +220,53 @@ def test_an_interactive_bad_answer_prints_the_command_that_bakes_with_it_correct
         rerun_command(result), cwd=tmp_path / "second", capture_output=True, text=True
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    pyproject = (tmp_path / "second" / "orders-api" / "pyproject.toml").read_text()
+    pyproject = (tmp_path / "first" / "orders-api" / "pyproject.toml").read_text()
     assert 'description = "Bills the orders"' in pyproject
     assert 'name = "Ada L"' in pyproject and "ada@example.com" in pyproject
-    assert (tmp_path / "second" / "orders-api" / "src" / "orders_api").is_dir()
+    assert (tmp_path / "first" / "orders-api" / "src" / "orders_api").is_dir()
+
+
+def test_the_command_after_a_bad_answer_keeps_every_option_given(tmp_path: Path) -> None:
+    """In the template's checkout, as the README says: the command bakes where the first would
+    have, with the same configuration, not inside the checkout."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    options = ("--config-file", str(config), "--accept-hooks", "yes", "-f")
+    result = bake_interactively(tmp_path / "out", "Orders API", "Orders API!", options=options,
+                                template=".")  # fmt: skip
+    assert result.returncode == 1
+    command = rerun_command(result)
+    assert command[:1] == ["cookiecutter"] and "--no-input" in command
+    assert command[command.index("--output-dir") + 1] == str(tmp_path / "out")
+    assert command[command.index("--config-file") + 1] == str(config)
+    assert "--overwrite-if-exists" in command and "." in command  # the template as typed
+    try:
+        again = subprocess.run(command, cwd=TEMPLATE, capture_output=True, text=True)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert (tmp_path / "out" / "orders-api" / "pyproject.toml").is_file()
+        assert list((tmp_path / "replay").iterdir())  # the configuration was read
+    finally:
+        shutil.rmtree(TEMPLATE / "orders-api", ignore_errors=True)  # where it baked before
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["/usr/bin/cookiecutter", "-o", "..", "-c", "v2", ".", "auth=jwt"],
+            (["--no-input", "--checkout", "v2", "--output-dir", ".."], "."),
+        ),
+        (["/x/cookiecutter/__main__.py", "--no-input", "gh:org/t"], (["--no-input"], "gh:org/t")),
+        (["/usr/bin/cruft", "create", "https://example.com/t"], None),  # not cookiecutter's CLI
+        (["/usr/bin/cookiecutter", "--no-such-option", "."], None),
+    ],
+)
+def test_the_typed_command_line_is_read_with_cookiecutters_own_parser(
+    argv: list[str], expected: tuple[list[str], str] | None
+) -> None:
+    import local_extensions
+
+    assert local_extensions.typed_options(argv) == expected
 
 
 def test_without_a_sure_correction_the_command_has_the_bad_answer_to_edit(tmp_path: Path) -> None:
@@ -285,10 +339,15 @@ def without_git_identity(tmp_path: Path) -> dict[str, str]:
     return {**env, "GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
+def next_steps(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split("#")[0].strip() for line in result.stdout.splitlines() if line[:2] == "  "]
+
+
 def test_the_bake_prints_next_steps_that_work_and_is_a_git_repository(tmp_path: Path) -> None:
-    result = bake_with_cli(tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    result = bake_with_cli(".", cwd=tmp_path / "out")
     assert result.returncode == 0, result.stdout + result.stderr
-    steps = [line.split("#")[0].strip() for line in result.stdout.splitlines() if line[:2] == "  "]
+    steps = next_steps(result)
     assert steps[:4] == ["cd my-service", "cp .env.example .env", "make install", "make run"]
     project = tmp_path / "out" / "my-service"
     assert (project / ".env.example").is_file()
@@ -296,6 +355,36 @@ def test_the_bake_prints_next_steps_that_work_and_is_a_git_repository(tmp_path: 
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True)
     assert status.stdout == b""  # everything committed, nothing ignored that should not be
     assert "a git repository with a first commit" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("output", "cd"),
+    [
+        ("..", "cd ../billing-invoices-api"),
+        ("out/services", "cd out/services/billing-invoices-api"),
+    ],
+)
+def test_the_next_steps_work_from_the_folder_cookiecutter_was_started_in(
+    tmp_path: Path, output: str, cd: str
+) -> None:
+    """The README's own `cookiecutter --output-dir .. .`: the project is one level up."""
+    here = tmp_path / "checkout"
+    here.mkdir()
+    result = bake_with_cli(output, "project_name=Billing Invoices API", cwd=here)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert next_steps(result)[0] == cd
+    assert (here / cd.removeprefix("cd ") / ".env.example").is_file()
+    assert f"ready in {cd.removeprefix('cd ')}:" in result.stdout
+
+
+def test_next_steps_far_from_the_folder_cookiecutter_was_started_in_are_absolute(
+    tmp_path: Path,
+) -> None:
+    here = tmp_path / "a" / "b"
+    here.mkdir(parents=True)
+    result = bake_with_cli(tmp_path / "out", cwd=here)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert next_steps(result)[0] == f"cd {tmp_path / 'out' / 'my-service'}"
 
 
 def test_without_a_git_identity_the_first_commit_is_by_the_author(tmp_path: Path) -> None:
@@ -357,6 +446,36 @@ def test_a_text_choice_prompt_lists_its_values_in_order_and_the_default_is_one(
 def test_the_examples_prompt_says_the_characters_example_calls_a_public_api() -> None:
     prompt = PROMPTS["include_examples"]
     assert "characters" in prompt and "public" in prompt and "over the internet" in prompt
+
+
+def test_the_examples_prompt_says_where_the_articles_live_by_default() -> None:
+    """In a table of the chosen database; in memory only without one."""
+    prompt = PROMPTS["include_examples"]
+    articles = prompt[prompt.index("articles") : prompt.index("characters")]
+    assert COOKIECUTTER_JSON["database"] != "none" and "database table" in articles
+    assert "in memory" not in articles or "database=none" in articles
+
+
+@pytest.mark.parametrize(
+    ("answers", "servers"),
+    [
+        (["database=postgresql", "messaging=rabbitmq"], ["postgres", "rabbitmq"]),
+        (["database=none", "messaging=rabbitmq"], ["rabbitmq"]),
+        (["database=sqlite"], []),
+    ],
+)
+def test_the_readme_says_how_to_run_the_servers_locally_with_docker_and_without(
+    tmp_path: Path, answers: list[str], servers: list[str]
+) -> None:
+    result = bake_with_cli(tmp_path, *answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    readme = (tmp_path / "my-service" / "README.md").read_text()
+    install = {"postgres": "install postgresql", "rabbitmq": "install rabbitmq-server"}
+    for server in ("postgres", "rabbitmq"):
+        with_docker = f"docker run -d --name my-service-{server} -p 127.0.0.1:"
+        assert (with_docker in readme) == (server in servers), server
+        assert (install[server] in readme) == (server in servers), server
+    assert ("## Local servers" in readme) == bool(servers)
 
 
 def test_post_gen_removes_an_unselected_feature(

@@ -79,6 +79,8 @@ def test_the_use_it_command_bakes_from_a_local_clone_as_written(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "my-service" / "src" / "my_service" / "main.py").is_file()
+    # The printed next step works from where the user stands: the clone.
+    assert "\n  cd ../my-service\n" in result.stdout, result.stdout
 
 
 def test_the_readme_starts_with_the_demo_and_the_whole_suite() -> None:

@@ -40,6 +40,13 @@ def test_the_openapi_document_lists_the_health_routes(client: TestClient) -> Non
     assert {"/health/live", "/health/ready"} <= set(schema["paths"])
 
 
+@pytest.fixture(autouse=True)
+def any_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn.run is a stand-in here, and the ports named may be anyone's: the check that a
+    port is free is tested in test_ports.py."""
+    monkeypatch.setattr(__main__, "refuse_busy_port", lambda *args: None)
+
+
 def test_python_dash_m_starts_uvicorn_with_production_flags(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -51,7 +58,7 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
         "get_settings",
         lambda: Settings(_env_file=None, port=9100, workers=2, trusted_proxies=["10.0.0.5"]),
     )
-    __main__.main()
+    __main__.main([])
     [(args, kwargs)] = calls
     assert args == ("{{ cookiecutter.package_name }}.main:app",)
     assert kwargs["port"] == 9100
@@ -61,6 +68,20 @@ def test_python_dash_m_starts_uvicorn_with_production_flags(
     assert kwargs["forwarded_allow_ips"] == ["10.0.0.5/32"]
     assert kwargs["log_config"] is None
     assert kwargs["access_log"] is False
+
+
+def test_reload_is_one_process_restarted_on_code_changes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`make run`: uvicorn's reloader, started after our logging is set up."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # workers=3 below
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr(__main__, "get_settings", lambda: Settings(_env_file=None, workers=3))
+    __main__.main(["--reload"])
+    assert calls[0]["reload"] is True and calls[0]["workers"] == 1
+    __main__.main([])
+    assert calls[1]["reload"] is False and calls[1]["workers"] == 3
 
 
 def test_uvicorn_believes_x_forwarded_for_from_the_trusted_proxies(
@@ -74,7 +95,7 @@ def test_uvicorn_believes_x_forwarded_for_from_the_trusted_proxies(
     monkeypatch.setattr(
         __main__, "get_settings", lambda: Settings(_env_file=None, trusted_proxies=trusted)
     )
-    __main__.main()
+    __main__.main([])
     clients: list[str] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -109,6 +130,6 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr("uvicorn.run", lambda *a, **kw: calls.append(kw))
     monkeypatch.setattr(__main__, "get_settings", lambda: Settings(_env_file=None))
-    __main__.main()
+    __main__.main([])
     assert calls[0]["proxy_headers"] is False
     assert calls[0]["forwarded_allow_ips"] is None

@@ -157,7 +157,7 @@ def test_a_worker_with_a_metrics_directory_starts(
 def test_development_and_a_single_process_start_without_one(
     without_shared_metrics: pytest.MonkeyPatch,
 ) -> None:
-    """`make run` is `uvicorn --reload`: its server is a spawned child too."""
+    """`make run` serves with reload: its server is a spawned child too."""
     with TestClient(production_app()) as client:  # no supervisor: python -m, one worker
         assert client.get("/health/live").status_code == 200
     parent = multiprocessing.current_process()

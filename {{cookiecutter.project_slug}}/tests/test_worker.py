@@ -4,6 +4,10 @@ after losing it, and on stop takes no new messages. The template's tests run it 
 
 import asyncio
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -11,7 +15,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.messaging.broker import BrokerUnavailable
 from {{ cookiecutter.package_name }}.messaging.consumer import Consumer
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
 from {{ cookiecutter.package_name }}.worker import consume
 
 from .conftest import run_async
@@ -134,3 +138,21 @@ def test_a_stop_while_the_broker_is_away_ends_the_wait(settings: Settings) -> No
 
     run_async(stop_soon())
     assert broker.queue.consumers == []
+
+
+def test_a_busy_metrics_port_stops_the_worker_with_one_line_naming_the_setting() -> None:
+    """9100, the default, is also node_exporter's."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**os.environ, f"{ENV_PREFIX}HOST": "127.0.0.1"}
+        env[f"{ENV_PREFIX}WORKER_METRICS_PORT"] = str(port)
+        command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.worker"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"ERROR: port {port} on 127.0.0.1: address already in use; set "
+        f"{ENV_PREFIX}WORKER_METRICS_PORT to a free port or to 0 to turn the worker's metrics off"
+    ]

@@ -2,24 +2,33 @@
 
 Starts uvicorn from the settings (host, port, workers, trusted proxies) with production flags.
 With several workers, their metrics are gathered in PROMETHEUS_MULTIPROC_DIR (see metrics.py).
+`--reload` (what `make run` uses) restarts it on code changes, one process, same log format.
 """
+
+import argparse
 
 import uvicorn
 
 from .observability.logging import setup_logging
 from .observability.metrics import prepare_multiprocess_dir
+from .ports import refuse_busy_port
 from .settings import get_settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reload", action="store_true", help="restart on code changes")
+    reload = parser.parse_args(argv).reload
     settings = get_settings()
-    setup_logging(settings)
+    setup_logging(settings)  # before uvicorn's first line, the reloader's included
+    refuse_busy_port(settings.host, settings.port, "PORT", "stop what listens on it")
     prepare_multiprocess_dir(settings)  # before the workers start
     uvicorn.run(
         "{{ cookiecutter.package_name }}.main:app",
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=1 if reload else settings.workers,
+        reload=reload,
         # On SIGTERM, requests still running after this are cancelled: the process exits
         # within the orchestrator's grace period, its lifespan's shutdown done.
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,

@@ -22,6 +22,7 @@ from .messaging.consumer import Consumer
 from .messaging.handlers import handle
 from .observability.logging import setup_logging
 from .observability.tracing import Tracing
+from .ports import refuse_busy_port
 from .settings import Settings, get_settings
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}.worker")
@@ -79,6 +80,8 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     if settings.worker_metrics_port:
+        port, off = settings.worker_metrics_port, "to 0 to turn the worker's metrics off"
+        refuse_busy_port(settings.host, port, "WORKER_METRICS_PORT", off)
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     asyncio.run(run(settings))
 

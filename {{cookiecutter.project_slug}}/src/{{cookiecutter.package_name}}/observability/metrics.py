@@ -170,7 +170,7 @@ def supervisor() -> str | None:
 def refuse_unshared_metrics(settings: Settings) -> None:
     """Outside development, a worker without PROMETHEUS_MULTIPROC_DIR does not start: its
     /metrics would count only its own requests, and a scrape would see a random worker's.
-    Development is spared: `make run` serves through `uvicorn --reload`, a spawned child too.
+    Development is spared: `make run` serves with reload (`--reload`), a spawned child too.
     Refused at the lifespan's start, not at import: a failed start-up is what uvicorn's process
     manager and gunicorn take as final (they stop, where they would restart a crashed worker)."""
     if settings.environment == "development" or MULTIPROC_DIR in os.environ:
