@@ -303,12 +303,18 @@ def test_compose_mounts_the_prometheus_config_it_names(baked: Baked) -> None:
 def test_prometheus_scrapes_the_service_by_its_compose_name(baked: Baked) -> None:
     services = yaml.safe_load((baked.path / "compose.yaml").read_text())["services"]
     config = yaml.safe_load((baked.path / "deploy/prometheus/prometheus.yml").read_text())
-    [job] = config["scrape_configs"]
-    [static] = job["static_configs"]
-    host, port = static["targets"][0].rsplit(":", 1)
-    assert host == "service"
-    container_ports = [published.rsplit(":", 1)[1] for published in services[host]["ports"]]
-    assert port in container_ports
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    expected = {baked.context["project_slug"]: "service"}
+    if baked.context["messaging"] == "rabbitmq":
+        expected[f"{baked.context['project_slug']}-worker"] = "worker"
+    assert set(jobs) == set(expected)
+    for name, service in expected.items():
+        [static] = jobs[name]["static_configs"]
+        host, port = static["targets"][0].rsplit(":", 1)
+        assert host == service
+        if service == "service":  # the worker's metrics port is published to Prometheus only
+            container_ports = [published.rsplit(":", 1)[1] for published in services[host]["ports"]]
+            assert port in container_ports
 
 
 # nginx

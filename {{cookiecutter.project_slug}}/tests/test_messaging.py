@@ -369,6 +369,24 @@ class BrokenBroker(FakeBroker):
         await super().publish(message, routing_key, exchange)
 
 
+def test_a_broker_down_is_one_warning_without_a_traceback(log_lines: LogLines) -> None:
+    """An expected outage (RabbitMQ not started yet) is no bug: no ERROR, no traceback."""
+    settings = Settings(_env_file=None, outbox_poll_seconds=0.01)
+    failed = sample("messaging_outbox_relay_errors_total", error="BrokerUnavailable")
+    broker = FakeBroker(down=True)
+
+    async def work() -> None:
+        async with Database(settings).running() as sessions:
+            async with Relay(settings, sessions, cast(Broker, broker)).running():
+                errors = "messaging_outbox_relay_errors_total"
+                await until(lambda: sample(errors, error="BrokerUnavailable") >= failed + 3)
+
+    run_async(work())
+    lines = [line for line in log_lines() if line["message"].startswith("outbox relay")]
+    assert [line["level"] for line in lines] == ["WARNING"]
+    assert "the fake broker is down" in lines[0]["message"] and "exception" not in lines[0]
+
+
 def test_the_relay_outlives_an_unknown_error_reports_it_once_and_drains_after(
     log_lines: LogLines,
 ) -> None:

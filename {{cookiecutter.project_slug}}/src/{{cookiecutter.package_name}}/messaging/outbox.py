@@ -10,9 +10,10 @@ marked published only after the broker confirmed it; a crash in between publishe
 with the same message id, which the worker recognises as a duplicate.
 
 The relay never stops on an error: whatever fails (the broker, the database, a revoked
-privilege, a bug) is logged at ERROR with its cause once per outage, counted by error type,
-and tried again with backoff; the rows wait meanwhile, and the recovery is logged. The events
-waiting and the age of the oldest are measured on every pass, failed or not (alerts.yml).
+privilege, a bug) is logged once per outage (a dependency down as a warning, anything else as
+an error with its traceback), counted by error type, and tried again with backoff; the rows
+wait meanwhile, and the recovery is logged. The events waiting and the age of the oldest are
+measured on every pass, failed or not (alerts.yml).
 """
 
 import asyncio
@@ -41,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Base, SessionDep, UtcDateTime, driver_error
+from ..db import Base, SessionDep, UtcDateTime, driver_error, unavailable
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable
 from .events import Event, to_message
@@ -212,12 +213,12 @@ class Relay:
         if name in self.outage:
             return
         self.outage.add(name)
-        logger.error(
-            "outbox relay failed: %s: %s; the events wait in the outbox, tried again with backoff",
-            type(error).__name__,
-            error,
-            exc_info=error,
-        )
+        message = "outbox relay failed: %s: %s; the events wait in the outbox, tried again later"
+        if isinstance(error, BrokerUnavailable) or unavailable(error):
+            # A dependency down, expected now and then (RabbitMQ not started in development).
+            logger.warning(message, type(error).__name__, error)
+        else:  # anything else is a bug or a misconfiguration: its traceback says where
+            logger.error(message, type(error).__name__, error, exc_info=error)
 
     async def measure(self) -> None:
         async with self.sessions() as session:
