@@ -214,7 +214,12 @@ def interrupt_make_run(
     project: Path, ready: Path | str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`make run` in its own process group, Ctrl-C (SIGINT to the group, as a terminal sends it)
-    once `ready` (a file, or a URL answering 200) is; returns what make printed and its status."""
+    once `ready` (a file, or a URL answering 200) is; returns what make printed and its status.
+
+    Run as from a terminal: not as a sub-make of the suite's own `make test`, whose variables
+    would make it print "Entering directory" around the recipe's own `$(MAKE)`."""
+    outer = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    env = {k: v for k, v in (env or os.environ).items() if k not in outer}
     make = subprocess.Popen(
         ["make", "run"], cwd=project, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
