@@ -113,11 +113,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def group_rss_mib(pgid: int) -> float:
+    """The resident memory of every process in a process group: the server's, and its helpers'
+    (a process pool, multiprocessing's resource tracker), which its memory bill includes."""
+    kib = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+            if os.getpgid(int(status.parent.name)) != pgid:
+                continue
+        except (OSError, ProcessLookupError):
+            continue  # the process ended meanwhile
+        kib += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    return kib / 1024
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -152,8 +160,7 @@ def cold_start(project: Path, variants: list[Variant], port: int, runs: int) -> 
             process = start(project, v, port)
             starts[v.name].append(wait_live(f"http://127.0.0.1:{port}", process))
             time.sleep(1)
-            server_pid = int(subprocess.check_output(["pgrep", "-n", "-g", str(process.pid)]))
-            rss[v.name].append(rss_mib(server_pid))
+            rss[v.name].append(group_rss_mib(process.pid))  # its own session: pgid == pid
             stop(process)
     return {name: (statistics.median(starts[name]), statistics.median(rss[name])) for name in starts}
 
