@@ -1,5 +1,5 @@
 # The template's own commands. Needs python3 (3.11+) and make; everything else goes in .venv.
-.PHONY: demo test test-hooks bench bench-database bench-instructions bench-resilience bench-messaging clean
+.PHONY: demo servers test test-hooks bench bench-database bench-instructions bench-resilience bench-messaging clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -24,7 +24,10 @@ demo: $(BIN)/cookiecutter ## Bake the default service into build/demo and serve 
 	@echo "Serving on http://127.0.0.1:$(PORT) (docs: /docs); Ctrl-C stops it."
 	cd $(DEMO)/my-service && MY_SERVICE_PORT=$(PORT) .venv/bin/python -m my_service
 
-test: $(BIN)/cookiecutter ## The whole self-test suite: hooks, then every combination
+servers: ## Install the servers the self-tests start (apt-get on Debian/Ubuntu; elsewhere it says what)
+	tests/install-servers
+
+test: $(BIN)/cookiecutter servers ## The whole self-test suite: hooks, then every combination
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=5
 
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests

@@ -141,3 +141,22 @@ def test_no_python_file_holds_more_jinja_branches_than_its_ceiling() -> None:
         if count > BRANCH_CEILINGS.get(name, 0)
     }
     assert not over, f"Jinja if/elif blocks past the ceiling (make the option a file): {over}"
+
+
+def test_make_test_installs_its_servers_or_names_what_to_install(tmp_path: Path) -> None:
+    """Where nothing can install them (no apt-get on PATH), one line names what is missing and
+    the packages to install; with everything present it does nothing."""
+    bash = tmp_path / "bash"
+    bash.symlink_to(shutil.which("bash") or "/bin/bash")
+    script = str(TEMPLATE / "tests" / "install-servers")
+    bare = subprocess.run(
+        [str(bash), script], capture_output=True, text=True, env={"PATH": str(tmp_path)}
+    )
+    assert bare.returncode == 1
+    assert bare.stdout == "" and bare.stderr.count("\n") == 1, bare.stderr
+    assert bare.stderr.startswith("ERROR: the self-tests need redis-server ")
+    assert "apt-get install redis-server nginx prometheus chromium openssl postgresql" in bare.stderr
+    assert "make test again" in bare.stderr
+    present = subprocess.run([script], capture_output=True, text=True)  # this suite's servers
+    assert present.returncode == 0 and present.stdout == present.stderr == "", present
+    assert "\ntest: $(BIN)/cookiecutter servers " in (TEMPLATE / "Makefile").read_text()
