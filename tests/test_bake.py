@@ -345,6 +345,9 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     assert httpx.get(article, headers={"If-None-Match": '"0"'}).json() == created.json()
     invalid = httpx.post(url, json={"name": "", "price": -1})
     assert invalid.status_code == 422
+    # A 405's Allow lists every method of the resource (RFC 9110), not the first route's only.
+    assert httpx.request("OPTIONS", url).headers["allow"] == "GET, POST"
+    assert httpx.patch(article, json={}).headers["allow"] == "GET, PUT, DELETE"
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
 
 

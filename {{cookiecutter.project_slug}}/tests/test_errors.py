@@ -39,6 +39,7 @@ def app(settings: Settings) -> FastAPI:
     app.add_api_route("/test/items/{number}", item)
     app.add_api_route("/test/status/{code}", status)
     app.add_api_route("/test/notes", note, methods=["POST"])
+    app.add_api_route("/test/notes", item, methods=["GET"])  # one path, two routes
     return app
 
 
@@ -58,7 +59,16 @@ def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
     response = client.delete("/health/live")
     assert response.status_code == 405
     assert response.json()["title"] == "Method Not Allowed"
-    assert "allow" in response.headers
+    assert response.headers["allow"] == "GET"
+
+
+def test_a_405_allows_every_method_of_the_path_not_only_the_first_routes(
+    client: TestClient,
+) -> None:
+    """RFC 9110 §15.5.6: Allow lists what the resource supports, whichever route serves it."""
+    response = client.put("/test/notes")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
 
 
 @pytest.mark.parametrize(
@@ -146,8 +156,19 @@ def test_json_of_the_wrong_shape_or_no_body_at_all_is_still_a_422(client: TestCl
     assert sent.status_code == 200
 
 
-def test_openapi_documents_the_415_where_a_json_body_is_read(client: TestClient) -> None:
+@pytest.mark.parametrize("status", ["400", "413", "415"])
+def test_openapi_documents_the_body_problems_where_a_json_body_is_read(
+    client: TestClient, status: str
+) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    refused = paths["/test/notes"]["post"]["responses"]["415"]
+    refused = paths["/test/notes"]["post"]["responses"][status]
     assert set(refused["content"]) == {"application/problem+json"}
-    assert "415" not in paths["/test/items/{number}"]["get"]["responses"]
+    assert status not in paths["/test/items/{number}"]["get"]["responses"]
+
+
+def test_a_body_that_is_not_utf8_json_is_the_documented_400(client: TestClient) -> None:
+    response = client.post(
+        "/test/notes", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"

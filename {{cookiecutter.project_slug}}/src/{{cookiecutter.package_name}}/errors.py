@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from .observability.logging import request_context
 from .security.headers import api_headers
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 # RFC 9110's class names, the title of a status without a registered phrase (499, 599...).
 STATUS_CLASSES = {1: "Informational", 2: "Successful", 3: "Redirection", 4: "Client Error"}
 NOT_JSON = "The body must be JSON, sent with Content-Type: application/json."
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class FieldError(BaseModel):
@@ -71,11 +73,26 @@ def problem(
     return ProblemResponse(body.model_dump(exclude_none=True), status, headers)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path supports (RFC 9110 §15.5.6), asked of the app's routes
+    one method at a time: the router's own 405 names only the first route that matched the
+    path, though others may serve it too."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 # Starlette types every handler as taking Exception; each is registered for one class only.
 async def http_error(request: Request, exc: Exception) -> ProblemResponse:
     error = cast(HTTPException, exc)
     detail = error.detail if isinstance(error.detail, str) else None
-    return problem(request, error.status_code, detail, headers=error.headers)
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return problem(request, error.status_code, detail, headers=headers)
 
 
 def sent_as_json(request: Request) -> bool:
@@ -131,19 +148,24 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": Problem, "description": "Unexpected server error"},
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-NOT_JSON_RESPONSE = {
-    "description": "The body was not sent as application/json",
-    "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+# What every operation that reads a JSON body may answer before the route runs.
+BODY_PROBLEMS = {
+    "400": "The body is not UTF-8 JSON",
+    "413": "The body is larger than MAX_BODY_BYTES",
+    "415": "The body was not sent as application/json",
 }
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
-    """Show every error body in the OpenAPI document as the Problem it really is, and the 415
-    of every operation that reads a JSON body."""
+    """Show every error body in the OpenAPI document as the Problem it really is, and the
+    400, 413 and 415 of every operation that reads a JSON body."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             if "application/json" in operation.get("requestBody", {}).get("content", {}):
-                operation.setdefault("responses", {}).setdefault("415", {**NOT_JSON_RESPONSE})
+                responses = operation.setdefault("responses", {})
+                for status, description in BODY_PROBLEMS.items():
+                    content = {"application/problem+json": {"schema": PROBLEM_REF}}
+                    responses.setdefault(status, {"description": description, "content": content})
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
