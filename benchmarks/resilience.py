@@ -1,6 +1,6 @@
-"""The resilience benchmark: the seed talk's experiment (many calls to a characters API, one by
-one, then concurrently) against a local upstream with a fixed latency, through the baked
-service's own upstream client, and that client's cost per call against a raw httpx2 client.
+"""The resilience benchmark: many calls to a characters API, one by one, then concurrently,
+against a local upstream with a fixed latency, through the baked service's own upstream client,
+and that client's cost per call against a raw httpx2 client.
 
 Bakes the default service and installs it (like bench.py), then runs itself again with the
 baked project's Python (`--measure`), which imports the baked `resilience` package. The

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGE_DIR = Path("src") / "{{ cookiecutter.package_name }}"
+DOCS = Path("docs")  # one page per feature, removed with it
 COMMIT_YOURSELF = "git init && git add --all && git commit -m 'Bake from fastapi-service-template'"
 
 
@@ -66,6 +67,7 @@ def remove_examples() -> None:
         Path("tests") / "test_articles.py",
         Path("tests") / "test_characters.py",
         Path("tests") / "test_cache_redis.py",
+        DOCS / "examples.md",
     )
 
 
@@ -75,6 +77,7 @@ def remove_realtime() -> None:
         PACKAGE_DIR / "domain" / "broadcast.py",
         PACKAGE_DIR / "security" / "realtime.py",
         Path("tests") / "test_realtime.py",
+        DOCS / "realtime.md",
     )
 
 
@@ -82,6 +85,7 @@ def remove_aws_lambda() -> None:
     remove_paths(
         PACKAGE_DIR / "lambda_handler.py",
         Path("tests") / "test_lambda_handler.py",
+        DOCS / "lambda.md",
     )
 
 
@@ -89,6 +93,7 @@ def remove_auth_api_key() -> None:
     remove_paths(
         PACKAGE_DIR / "security" / "api_keys.py",
         Path("tests") / "test_api_keys.py",
+        DOCS / "api-keys.md",
     )
 
 
@@ -100,6 +105,7 @@ def remove_auth_jwt() -> None:
         PACKAGE_DIR / "security" / "dev_user.py",
         PACKAGE_DIR / "api" / "tokens.py",
         Path("tests") / "test_tokens.py",
+        DOCS / "jwt.md",
     )
 
 
@@ -123,6 +129,7 @@ def remove_database() -> None:
         PACKAGE_DIR / "domain" / "article_rows.py",
         Path("alembic.ini"),
         Path("tests") / "test_database.py",
+        DOCS / "database.md",
     )
     shutil.rmtree(PACKAGE_DIR / "migrations", ignore_errors=True)
     remove_migration_job()
@@ -150,6 +157,7 @@ def remove_messaging() -> None:
         Path("tests") / "test_messaging.py",
         Path("tests") / "test_worker.py",
         Path("tests") / "fake_broker.py",
+        DOCS / "messaging.md",
     )
 
 

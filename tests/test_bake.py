@@ -83,15 +83,15 @@ def leftover_placeholders(text: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["README.md", ".env.example"])
+@pytest.mark.parametrize("name", ["README.md", ".env.example", "docs/*.md"])
 def test_the_docs_name_only_real_settings_and_leave_no_placeholder(baked: Baked, name: str) -> None:
     """Every PREFIX_* variable named is a field of Settings (PREFIX_UPSTREAM_* a family of them),
     every OTEL_* one a standard OpenTelemetry variable, and no {placeholder} is left."""
-    text = (baked.path / name).read_text()
+    text = "\n".join(path.read_text() for path in sorted(baked.path.glob(name)))
     fields = settings_fields(baked)
     assert {"service_name", "trusted_proxies", "access_log"} <= fields
     named = list(re.finditer(rf"\b{baked.package.upper()}_([A-Z][A-Z0-9_]*)(\*?)", text))
-    assert len(named) > 10
+    assert len(named) > 10 or name == "README.md"  # the README names a few, its docs/ the rest
     unknown = []
     for match in named:
         setting, family = match[1].lower(), match[2] == "*" or match[1].endswith("_")

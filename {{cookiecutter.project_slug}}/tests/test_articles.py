@@ -1,4 +1,4 @@
-"""The example articles API: the seed talk's Articulo, validated in and sanitised out."""
+"""The example articles API: validated in and sanitised out."""
 
 {% if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" -%}
 from typing import Any, cast

@@ -1,4 +1,4 @@
-"""Articles: the seed talk's `Articulo`, its models and a repository behind a small interface."""
+"""Articles: the example resource, its models and a repository behind a small interface."""
 
 from collections.abc import Collection
 from typing import Any, Protocol

@@ -1,4 +1,4 @@
-"""Characters from the seed talk's public API (Rick and Morty), fetched through a resilient
+"""Characters from a public API (Rick and Morty's), fetched through a resilient
 upstream behind a read-through cache: one at a time, or many at once, concurrently, through the
 upstream's bulkhead. Each answer comes with its age (0 when fresh from the API)."""
 
