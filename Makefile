@@ -28,7 +28,7 @@ servers: ## Install the servers the self-tests start (apt-get on Debian/Ubuntu; 
 	tests/install-servers
 
 test: $(BIN)/cookiecutter servers ## The whole self-test suite: hooks, then every combination
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=5
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=30
 
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 	$(BIN)/pytest tests/test_hooks.py

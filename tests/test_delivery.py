@@ -111,6 +111,9 @@ class Step:
 # command `make check` runs (test_make_check_passes); on the others, one bake runs it for all.
 EVERY_PYTHON_IN = "py3.11-lambda-no_examples-no_realtime"
 MAKE_CHECK_RUNS_IT = "the baked Python's tests: the same command runs in `make check`"
+# Likewise a lint, type or security step that is one of `make check`'s own commands (or one of
+# its targets): test_make_check_passes runs it in this bake, on this Python.
+IN_MAKE_CHECK = "one of `make check`'s own commands, which test_make_check_passes runs"
 ONE_BAKE_RUNS_IT = f"another Python's tests: the {EVERY_PYTHON_IN} bake runs every Python's"
 
 
@@ -144,15 +147,29 @@ def workflow_steps(baked: Baked, venvs: Path) -> Iterator[Step]:
                     yield Step(label, f"{index}: {name}", step["run"], {**env, **step_env}, python)
 
 
+def make_check_commands(installed: Baked) -> set[str]:
+    """What `make check` runs, as `make -n` prints it, and `make <target>` for its targets."""
+    makefile = installed.path / "Makefile"
+    dry = subprocess.run(["make", "-n", "check", "UV=uv"], cwd=installed.path,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    check = next(line for line in makefile.read_text().splitlines() if line.startswith("check:"))
+    targets = check.split(":", 1)[1].split("#", 1)[0].split()
+    return {line.strip() for line in dry.stdout.splitlines()} | {f"make {t}" for t in targets}
+
+
 def why_not_run(step: Step, installed: Baked, every_python: bool) -> str | None:
     offline = next((why for key, why in OFFLINE_SKIPS.items() if key in step.script), None)
-    if offline or step.python is None or "pytest" not in step.script:
+    if offline:
         return offline
-    if step.python == installed.context["python_version"]:
-        make_test = (installed.path / "Makefile").read_text().replace("$(UV)", "uv")
-        assert f"\t{step.script.strip()}\n" in make_test  # `make test`'s recipe, the same
-        return MAKE_CHECK_RUNS_IT
-    return None if every_python else ONE_BAKE_RUNS_IT
+    if step.python is None:
+        return IN_MAKE_CHECK if step.script.strip() in make_check_commands(installed) else None
+    if step.python != installed.context["python_version"]:
+        return None if every_python else ONE_BAKE_RUNS_IT  # the whole job, its uv sync too
+    if "pytest" not in step.script:
+        return None
+    make_test = (installed.path / "Makefile").read_text().replace("$(UV)", "uv")
+    assert f"\t{step.script.strip()}\n" in make_test  # `make test`'s recipe, the same
+    return MAKE_CHECK_RUNS_IT
 
 
 def test_the_workflow_offline_steps_run_green_in_order(
@@ -161,10 +178,12 @@ def test_the_workflow_offline_steps_run_green_in_order(
     every_python = request.node.callspec.params["baked"] == COMBINATIONS[EVERY_PYTHON_IN]
     ran: list[str] = []
     skipped: list[tuple[str, str]] = []
+    in_make_check: list[str] = []
     for step in workflow_steps(installed, tmp_path):
         reason = why_not_run(step, installed, every_python)
         if reason:
             skipped.append((f"{step.job} {step.name}", reason))
+            in_make_check += [step.script] if reason == IN_MAKE_CHECK else []
             continue
         result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step.script],
@@ -181,11 +200,15 @@ def test_the_workflow_offline_steps_run_green_in_order(
             assert "safety scan skipped" in output  # no secret here, as on a fork's pull request
     (installed.path / "requirements-audit.txt").unlink(missing_ok=True)
     print("\nran:", *ran, "skipped:", *(f"{n}: {why}" for n, why in skipped), sep="\n  ")
-    assert any("bandit" in name for name in ran)
+    covered_tools = ["flake8", "black", "mypy", "bandit"]
+    if installed.context["database"] != "none":
+        covered_tools.append("migrations-check")
+    assert all(name in " ".join(in_make_check) for name in covered_tools), in_make_check
     pythons = workflow(installed)["jobs"]["tests"]["strategy"]["matrix"]["python-version"]
     assert len([name for name in ran if "pytest" in name]) == (len(pythons) - 1) * every_python
-    # Besides those tests, exactly the Docker and vulnerability-database steps are left out.
-    reasons = [why for _, why in skipped if why not in (MAKE_CHECK_RUNS_IT, ONE_BAKE_RUNS_IT)]
+    # Besides those, exactly the Docker and vulnerability-database steps are left out.
+    covered = (MAKE_CHECK_RUNS_IT, ONE_BAKE_RUNS_IT, IN_MAKE_CHECK)
+    reasons = [why for _, why in skipped if why not in covered]
     assert reasons == [OFFLINE_SKIPS["pip-audit"]] + [OFFLINE_SKIPS["docker "]] * 3
 
 
