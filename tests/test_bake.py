@@ -123,7 +123,7 @@ def test_every_config_file_parses(baked: Baked) -> None:
         if path.suffix == ".toml":
             tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            yaml.safe_load(text)
+            list(yaml.safe_load_all(text))  # a manifest may hold several documents
         elif path.suffix == ".json":
             json.loads(text)
         else:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from websockets.sync.client import connect
 
-from .combinations import COMBINATIONS
+from .combinations import COMBINATIONS, first_with_messaging
 from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running
 from .test_template import tool
@@ -562,8 +562,53 @@ def test_the_kubernetes_manifests_pass_strict_validation(baked: Baked) -> None:
     manifests = sorted(str(p) for p in (baked.path / "deploy" / "k8s").glob("*.yaml"))
     # The migration Job with PostgreSQL, the worker's Deployment with RabbitMQ.
     extra = (baked.context["database"] == "postgresql") + (baked.context["messaging"] == "rabbitmq")
-    assert len(manifests) == 5 + extra
+    assert len(manifests) == 6 + extra
     run([tool("kubernetes-validate"), "--strict", *manifests], baked.path)
+
+
+def test_the_network_policies_deny_by_default_and_open_only_what_is_baked(baked: Baked) -> None:
+    text = (baked.path / "deploy/k8s/networkpolicy.yaml").read_text()
+    policies = {p["metadata"]["name"]: p["spec"] for p in yaml.safe_load_all(text)}
+    slug = baked.context["project_slug"]
+    postgresql = baked.context["database"] == "postgresql"
+    messaging = baked.context["messaging"] == "rabbitmq"
+    expected = {slug, f"{slug}-migrate", f"{slug}-worker"}
+    expected -= {f"{slug}-migrate"} if not postgresql else set()
+    expected -= {f"{slug}-worker"} if not messaging else set()
+    assert set(policies) == expected
+    for spec in policies.values():
+        assert spec["policyTypes"] == ["Ingress", "Egress"]  # all else denied
+
+    def ports(spec: dict[str, Any], way: str) -> set[int]:
+        return {port["port"] for rule in spec.get(way, []) for port in rule["ports"]}
+
+    service = policies[slug]
+    assert ports(service, "ingress") == {8000}
+    assert (5432 in ports(service, "egress")) == postgresql
+    assert (5672 in ports(service, "egress")) == messaging
+    assert (6379 in ports(service, "egress")) == (baked.context["rate_limit_storage"] == "redis")
+    assert (443 in ports(service, "egress")) == baked.context["include_examples"]
+    if messaging:
+        assert ports(policies[f"{slug}-worker"], "ingress") == {9100}
+        assert (5432 in ports(policies[f"{slug}-worker"], "egress")) == postgresql
+
+
+def test_checkov_finds_nothing_but_the_choices_the_bake_names(
+    baked: Baked, request: pytest.FixtureRequest
+) -> None:
+    """Once, in the bake with the most manifests: the Kubernetes, Dockerfile and secret checks
+    pass but those .checkov.yaml skips, each with its reason there and in docs/deployment.md."""
+    if request.node.callspec.params["baked"] != COMBINATIONS[first_with_messaging("postgresql")]:
+        pytest.skip("runs once, in the first bake with PostgreSQL and RabbitMQ")
+    config = (baked.path / ".checkov.yaml").read_text()
+    skipped = yaml.safe_load(config)["skip-check"]
+    deployment_doc = (baked.path / "docs" / "deployment.md").read_text()
+    assert all(check in deployment_doc for check in skipped), skipped
+    checkov = [tool("uv"), "tool", "run", "--from", "checkov==3.3.30", "checkov"]
+    result = subprocess.run([*checkov, "--config-file", ".checkov.yaml", "-d", ".", "--compact"],
+                            cwd=baked.path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Failed checks: 0" in result.stdout and "kubernetes scan results" in result.stdout
 
 
 def test_the_deployment_probes_the_health_routes_and_drops_privileges(baked: Baked) -> None:
