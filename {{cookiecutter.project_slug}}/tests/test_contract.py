@@ -1,0 +1,73 @@
+"""The contract: requests generated from the OpenAPI document for every operation, valid and
+invalid, each answer checked against the document (status, headers, body) by schemathesis."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+{%- if cookiecutter.include_examples %}
+from .test_characters import character
+from .upstream import FakeUpstream, Reply
+{%- endif %}
+
+# Every check but one: a PUT or DELETE guarded by If-Match rightly answers 412 to a generated
+# ETag, which positive_data_acceptance would count as valid data refused.
+EXCLUDED_CHECKS = [positive_data_acceptance]
+# An event stream never ends by itself: tests/test_realtime.py reads it.
+STREAMS = {("GET", "/api/v1/realtime/events")}
+{%- if cookiecutter.include_examples %}
+
+
+def characters(path: str) -> Any:
+    """The characters API: one character for /character/7, a list for /character/7,9."""
+    ids = path.rsplit("/", 1)[1].split(",")
+    found = [character(f"/character/{id_}") for id_ in ids if id_.isdigit()]
+    return found if len(ids) > 1 else found[0]
+
+
+@pytest.fixture
+def contract_client(settings: Settings, upstream: FakeUpstream) -> Iterator[TestClient]:
+    """The app with its lifespan running, its upstream a fake characters API."""
+    upstream.default = Reply(body=characters)
+    app = create_app(settings.model_copy(update={"characters_api_url": upstream.url}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+{%- else %}
+
+
+@pytest.fixture
+def contract_client(settings: Settings) -> Iterator[TestClient]:
+    """The app with its lifespan running."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+{%- endif %}
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_every_answer_matches_the_document(
+    contract_client: TestClient, mode: GenerationMode
+) -> None:
+    client = contract_client
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+
+    @given(case=schema.as_strategy(generation_mode=mode))
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    def answers_as_documented(case: schemathesis.Case[Any]) -> None:
+        if (case.method, case.path) in STREAMS:
+            return
+        request = case.as_transport_kwargs(base_url=str(client.base_url))
+        request.pop("cookies")  # no operation reads a cookie
+        if isinstance(request.get("data"), (bytes, str)):  # a raw body, in httpx's words
+            request["content"] = request.pop("data")
+        response = client.request(**request)
+        case.validate_response(response, excluded_checks=EXCLUDED_CHECKS)
+
+    answers_as_documented()
