@@ -12,6 +12,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path("src") / "{{ cookiecutter.package_name }}"
 DOCS = Path("docs")  # one page per feature, removed with it
+DASHBOARDS = Path("deploy") / "grafana" / "dashboards"
 COMMIT_YOURSELF = "git init && git add --all && git commit -m 'Bake from fastapi-service-template'"
 
 
@@ -130,6 +131,7 @@ def remove_database() -> None:
         Path("alembic.ini"),
         Path("tests") / "test_database.py",
         DOCS / "database.md",
+        DASHBOARDS / "database.json",
     )
     shutil.rmtree(PACKAGE_DIR / "migrations", ignore_errors=True)
     remove_migration_job()
@@ -158,17 +160,22 @@ def remove_messaging() -> None:
         Path("tests") / "test_worker.py",
         Path("tests") / "fake_broker.py",
         DOCS / "messaging.md",
+        DASHBOARDS / "messaging-worker.json",
+        DASHBOARDS / "messaging-outbox.json",
+        DASHBOARDS / "messaging-publisher.json",
     )
 
 
 def remove_outbox() -> None:
     """Without a database, events are published right after the write (publisher.py)."""
-    remove_paths(PACKAGE_DIR / "messaging" / "outbox.py")
+    remove_paths(PACKAGE_DIR / "messaging" / "outbox.py", DASHBOARDS / "messaging-outbox.json")
 
 
 def remove_direct_publisher() -> None:
     """With a database, the outbox publishes (outbox.py)."""
-    remove_paths(PACKAGE_DIR / "messaging" / "publisher.py")
+    remove_paths(
+        PACKAGE_DIR / "messaging" / "publisher.py", DASHBOARDS / "messaging-publisher.json"
+    )
 
 
 def remove_empty_domain() -> None:

@@ -298,7 +298,7 @@ def test_compose_pins_every_image_and_checks_every_service(baked: Baked) -> None
     services = yaml.safe_load((baked.path / "compose.yaml").read_text())["services"]
     redis = baked.context["rate_limit_storage"] == "redis"
     database = {"postgresql": ["migrate", "postgres"], "sqlite": ["migrate"], "none": []}
-    expected = ["service", "prometheus", "jaeger"] + ["redis"] * redis
+    expected = ["service", "prometheus", "jaeger", "grafana"] + ["redis"] * redis
     messaging = ["rabbitmq", "worker"] if baked.context["messaging"] == "rabbitmq" else []
     assert sorted(services) == sorted(expected + database[baked.context["database"]] + messaging)
     assert services["service"]["build"] == "."

@@ -21,6 +21,7 @@ import pytest
 
 from .combinations import COMBINATIONS, first_with_messaging
 from .conftest import JWT_SECRET, Baked, issue_token, run
+from .dashboards import unexported
 from .rabbitmq import RabbitMQ
 from .served import Service, free_port, running
 from .postgres import database_name
@@ -324,6 +325,7 @@ def test_a_poison_message_is_dead_lettered_after_its_attempts_and_the_queue_flow
     metrics = httpx.get(f"http://127.0.0.1:{events.metrics_port}/metrics").text
     assert 'messaging_dead_lettered_total{event="article.created"} 1.0' in metrics
     assert 'messaging_failed_total{event="article.created"} 3.0' in metrics
+    assert unexported(events.baked, metrics, worker=True) == {}  # the worker's dashboard
 
 
 @pytest.fixture
@@ -516,3 +518,5 @@ def test_without_a_database_the_broker_down_is_a_503_and_writes_resume_by_themse
     wait_until(lambda: len(events.handled()) == 2, worker, timeout=180)  # reconnects back off to 30 s
     names = httpx.get(f"{events.service.url}{URL}").json()
     assert sorted(article["name"] for article in names) == ["After", "Before"]  # not "During"
+    metrics = httpx.get(f"http://127.0.0.1:{events.metrics_port}/metrics").text
+    assert unexported(events.baked, metrics, worker=True) == {}  # the worker's dashboard

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from .conftest import Baked, run
+from .dashboards import unexported
 from .served import free_port, otlp_receiver, running
 
 serving = contextmanager(running)
@@ -74,6 +75,8 @@ def test_real_prometheus_scrapes_valid_metrics(installed: Baked, tmp_path: Path)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert 'handler="none",method="GET",status="4xx"} 2.0' in text
         assert 'handler="/health/live"' not in text
+        # Every metric the service's Grafana dashboards name (the worker's: test_messaging.py).
+        assert unexported(installed, text, worker=False) == {}
 
         deploy = installed.path / "deploy" / "prometheus"
         config = yaml.safe_load((deploy / "prometheus.yml").read_text())

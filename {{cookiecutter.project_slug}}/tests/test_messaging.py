@@ -4,6 +4,7 @@ own tests run all of it against a real RabbitMQ)."""
 
 import asyncio
 import json
+import time
 {%- if cookiecutter.database != "none" %}
 import os
 import subprocess
@@ -49,6 +50,7 @@ from {{ cookiecutter.package_name }}.messaging.broker import (
 from {{ cookiecutter.package_name }}.messaging.consumer import Consumer
 from {{ cookiecutter.package_name }}.messaging.events import (
     ATTEMPT_HEADER,
+    CREATED_HEADER,
     Event,
     article_event,
     to_message,
@@ -144,6 +146,13 @@ def test_an_event_is_a_persistent_json_message_with_its_id_and_the_trace_context
     assert (message.headers or {})[ATTEMPT_HEADER] == 0
 
 
+def test_an_event_carries_the_time_it_was_created() -> None:
+    before = time.time()
+    event = article_event("created", {"id": 7, "name": "A", "price": 1.0, "version": 1})
+    assert before <= float(event.headers[CREATED_HEADER]) <= time.time()
+    assert (to_message(event).headers or {})[CREATED_HEADER] == event.headers[CREATED_HEADER]
+
+
 def test_the_example_handler_refuses_unknown_or_malformed_events() -> None:
     def run(event: Event) -> None:
 {%- if cookiecutter.database != "none" %}
@@ -229,6 +238,25 @@ def test_a_handled_message_is_acked_and_logged_once(
         ("handled", "article.created"),
         ("duplicate", "article.created"),
     ]
+
+
+def test_a_handled_message_is_timed_from_the_creation_of_its_event(settings: Settings) -> None:
+    def timed(part: str) -> float:
+        return sample(f"messaging_end_to_end_seconds_{part}", event="article.created")
+
+    count, total = timed("count"), timed("sum")
+    created = {CREATED_HEADER: f"{time.time() - 5:.6f}"}
+    consume(
+        settings,
+        Handled(),
+        delivery(message_id="timed-1", headers=created),
+        delivery(message_id="timed-1", headers=created, redelivered=True),
+        delivery(message_id="timed-2", headers={CREATED_HEADER: "not a time"}),
+        delivery(message_id="timed-3", headers={CREATED_HEADER: "nan"}),
+        delivery(message_id="timed-4"),
+    )
+    assert timed("count") == count + 1  # not the duplicate, nor those without a time
+    assert 5 <= timed("sum") - total < 60
 
 
 def test_a_failing_handler_sends_the_message_to_wait_then_to_the_dead_letter_queue(

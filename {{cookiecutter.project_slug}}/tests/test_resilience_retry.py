@@ -4,6 +4,7 @@ import time
 from email.utils import formatdate
 
 import pytest
+from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.resilience.errors import (
     DeadlineExceeded,
@@ -29,6 +30,18 @@ async def test_transient_failures_are_retried_until_one_succeeds(
     assert upstream.hits == ["GET /thing"] * 3
     retries = events(caplog, "upstream call retried")
     assert [(r["upstream"], r["attempt"]) for r in retries] == [("fake", 1), ("fake", 2)]
+
+
+async def test_each_attempt_is_timed_failed_or_not(upstream: FakeUpstream) -> None:
+    def timed() -> float:
+        labels = {"upstream": "fake"}
+        return REGISTRY.get_sample_value("upstream_request_duration_seconds_count", labels) or 0.0
+
+    before = timed()
+    upstream.then(Reply(503))
+    async with connected(quick_policy(upstream.url)) as client:
+        assert (await client.request("GET", "/thing")).status_code == 200
+    assert timed() == before + 2
 
 
 async def test_the_attempts_are_bounded_and_each_backoff_stays_in_its_jittered_window(

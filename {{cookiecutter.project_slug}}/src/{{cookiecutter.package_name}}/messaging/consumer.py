@@ -10,6 +10,8 @@ id and acknowledged without running the handler again (Consumer.handle says how 
 import asyncio
 import json
 import logging
+import math
+import time
 {%- if cookiecutter.database == "none" %}
 from collections import OrderedDict
 {%- endif %}
@@ -21,14 +23,14 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 {%- endif %}
 
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable, dead_queue, retry_queue
-from .events import ATTEMPT_HEADER, Event
+from .events import ATTEMPT_HEADER, CREATED_HEADER, Event
 {%- if cookiecutter.database != "none" %}
 from .outbox import claim
 {%- endif %}
@@ -52,6 +54,24 @@ DEAD_LETTERED = Counter(
 # How long SIGTERM waits for the messages in hand (Kubernetes' grace period is 30 s).
 DRAIN_SECONDS = 25.0
 DUPLICATES = Counter("messaging_duplicates_total", "Deliveries of already handled messages.")
+END_TO_END = Histogram(
+    "messaging_end_to_end_seconds",
+    "From the write that made an event to its handling (waits and retries included), by event.",
+    ["event"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
+)
+
+
+def observe_end_to_end(kind: str, created: object) -> None:
+    """Times a handled event from its creation; a message without a readable creation time (one
+    published by another program) is not timed. The clocks of the service and the worker must
+    agree (NTP): an event from a clock ahead counts as handled at once."""
+    try:
+        seconds = time.time() - float(str(created))
+    except ValueError:
+        return
+    if math.isfinite(seconds):
+        END_TO_END.labels(kind).observe(max(seconds, 0.0))
 
 
 class PoisonMessage(Exception):
@@ -130,6 +150,7 @@ class Consumer:
             await message.ack()
             if outcome == "handled":
                 CONSUMED.labels(kind).inc()
+                observe_end_to_end(kind, headers.get(CREATED_HEADER))
             else:
                 DUPLICATES.inc()
             logger.info(  # inside the span: the line carries the trace id

@@ -1,7 +1,9 @@
 """What travels: an event is a type (its routing key, e.g. article.created), a JSON body, a
-message id (the consumer's key against duplicates) and the publishing request's trace context."""
+message id (the consumer's key against duplicates), the publishing request's trace context and
+the time it was created (the worker measures the end-to-end latency from it)."""
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +12,7 @@ import aio_pika
 from opentelemetry import propagate
 
 ATTEMPT_HEADER = "x-attempt"  # how many times the worker has run its handler on this message
+CREATED_HEADER = "x-created-at"  # seconds since the epoch, when the write made the event
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,9 @@ class Event:
 
 
 def new_event(type: str, data: dict[str, Any]) -> Event:
-    """An event carrying the current trace context (nothing when the request is not sampled)."""
-    headers: dict[str, str] = {}
+    """An event carrying its creation time and the current trace context (nothing when the
+    request is not sampled)."""
+    headers = {CREATED_HEADER: f"{time.time():.6f}"}
     propagate.inject(headers)
     return Event(type, data, headers=headers)
 

@@ -68,6 +68,13 @@ BREAKER_STATE = Gauge(
     ["upstream"],
     multiprocess_mode="livemax",  # a worker that has stopped no longer counts
 )
+UPSTREAM_LATENCY = Histogram(
+    "upstream_request_duration_seconds",
+    "Duration of each attempt to call an upstream (a retried call is several), whatever its "
+    "outcome, in seconds.",
+    ["upstream"],
+    buckets=LATENCY_BUCKETS,
+)
 BULKHEAD_REJECTIONS = Counter(
     "upstream_bulkhead_rejections_total",
     "Calls refused because the upstream's concurrency limit was full.",
@@ -81,6 +88,10 @@ BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 def record_retry(upstream: str) -> None:
     UPSTREAM_RETRIES.labels(upstream).inc()
+
+
+def record_upstream_latency(upstream: str, seconds: float) -> None:
+    UPSTREAM_LATENCY.labels(upstream).observe(seconds)
 
 
 def record_cache(upstream: str, result: str) -> None:

@@ -3,6 +3,7 @@
 deadline -> bulkhead -> circuit breaker -> retry -> per-attempt timeout (why: __init__.py).
 """
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ import httpx2
 from fastapi import FastAPI
 
 from ..health import register_check
+from ..observability.metrics import record_upstream_latency
 from ..observability.tracing import TracedTransport
 from .breaker import Breaker
 from .bulkhead import Bulkhead
@@ -85,6 +87,7 @@ class Upstream:
         self, method: str, url: str, budget: Deadline, kwargs: dict[str, Any]
     ) -> httpx2.Response:
         seconds = min(self.policy.attempt_timeout, budget.remaining())
+        started = time.perf_counter()
         try:
             response = await attempt_within(
                 self.client.request(method, url, **kwargs), seconds, self.name
@@ -92,6 +95,8 @@ class Upstream:
         except TRANSIENT_TRANSPORT_ERRORS as error:
             detail = f"unreachable ({type(error).__name__})"
             raise UpstreamUnavailable(self.name, detail) from error
+        finally:  # a failed attempt is timed too: a slow refusal is a slow upstream
+            record_upstream_latency(self.name, time.perf_counter() - started)
         if response.status_code in TRANSIENT_STATUSES:
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
             detail = f"answered {response.status_code}"
