@@ -50,13 +50,22 @@ def choose_access(auth: str) -> None:
     keep_variant(PACKAGE_DIR / "security" / "access", auth, ("none", "api_key", "jwt"))
 
 
+def choose_resources(database: str, messaging: str) -> None:
+    """What the app holds open while it serves: a database pool (with the outbox's relay when
+    events go out), the publisher without a database, or nothing."""
+    if database == "none":
+        resources = "publisher" if messaging == "rabbitmq" else "none"
+    else:
+        resources = "outbox" if messaging == "rabbitmq" else "database"
+    keep_variant(PACKAGE_DIR / "resources", resources, ("outbox", "database", "publisher", "none"))
+
+
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "domain" / "article_store.py",
         PACKAGE_DIR / "domain" / "article_events.py",
-        PACKAGE_DIR / "security" / "access.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",
         PACKAGE_DIR / "resilience" / "cache_redis.py",
@@ -234,6 +243,7 @@ def main() -> None:
     choose_article_store("{{ cookiecutter.database }}")
     choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
     choose_access("{{ cookiecutter.auth }}")
+    choose_resources("{{ cookiecutter.database }}", "{{ cookiecutter.messaging }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":
