@@ -60,6 +60,11 @@ def choose_resources(database: str, messaging: str) -> None:
     keep_variant(PACKAGE_DIR / "resources", resources, ("outbox", "database", "publisher", "none"))
 
 
+def choose_socket_access(auth: str) -> None:
+    """Who may open the realtime WebSocket: anyone, a caller with an API key, or a token."""
+    keep_variant(PACKAGE_DIR / "security" / "socket_access", auth, ("none", "api_key", "jwt"))
+
+
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
@@ -83,6 +88,7 @@ def remove_realtime() -> None:
         PACKAGE_DIR / "api" / "realtime.py",
         PACKAGE_DIR / "domain" / "broadcast.py",
         PACKAGE_DIR / "security" / "realtime.py",
+        PACKAGE_DIR / "security" / "socket_access.py",
         Path("tests") / "test_realtime.py",
     )
 
@@ -244,6 +250,7 @@ def main() -> None:
     choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
     choose_access("{{ cookiecutter.auth }}")
     choose_resources("{{ cookiecutter.database }}", "{{ cookiecutter.messaging }}")
+    choose_socket_access("{{ cookiecutter.auth }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

@@ -534,6 +534,23 @@ def test_post_gen_keeps_the_resources_main_py_opens_for_the_options(
     assert (package / "resources.py").read_text() == kept
 
 
+@pytest.mark.parametrize("auth", ["none", "api_key", "jwt"])
+def test_post_gen_keeps_the_websocket_access_of_the_auth_mode_and_removes_it_with_realtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str
+) -> None:
+    security = tmp_path / "src" / "pkg" / "security"
+    security.mkdir(parents=True)
+    for variant in ("none", "api_key", "jwt"):
+        (security / f"socket_access_{variant}.py").write_text(variant)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_socket_access(auth)
+    assert [p.name for p in security.iterdir()] == ["socket_access.py"]
+    assert (security / "socket_access.py").read_text() == auth
+    post_gen.remove_realtime()
+    assert list(security.iterdir()) == []
+
+
 def test_post_gen_keeps_the_access_module_without_the_examples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
