@@ -65,6 +65,13 @@ def choose_socket_access(auth: str) -> None:
     keep_variant(PACKAGE_DIR / "security" / "socket_access", auth, ("none", "api_key", "jwt"))
 
 
+def choose_deduplicator(database: str) -> None:
+    """How the worker runs a handler once per message id: claimed in the database, or
+    remembered in the process without one."""
+    dedup = "memory" if database == "none" else "database"
+    keep_variant(PACKAGE_DIR / "messaging" / "dedup", dedup, ("database", "memory"))
+
+
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
@@ -251,6 +258,7 @@ def main() -> None:
     choose_access("{{ cookiecutter.auth }}")
     choose_resources("{{ cookiecutter.database }}", "{{ cookiecutter.messaging }}")
     choose_socket_access("{{ cookiecutter.auth }}")
+    choose_deduplicator("{{ cookiecutter.database }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

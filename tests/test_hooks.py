@@ -551,6 +551,21 @@ def test_post_gen_keeps_the_websocket_access_of_the_auth_mode_and_removes_it_wit
     assert list(security.iterdir()) == []
 
 
+@pytest.mark.parametrize(("database", "kept"), [("postgresql", "database"), ("none", "memory")])
+def test_post_gen_keeps_the_deduplicator_of_the_database_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str, kept: str
+) -> None:
+    messaging = tmp_path / "src" / "pkg" / "messaging"
+    messaging.mkdir(parents=True)
+    for variant in ("database", "memory"):
+        (messaging / f"dedup_{variant}.py").write_text(variant)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_deduplicator(database)
+    assert [p.name for p in messaging.iterdir()] == ["dedup.py"]
+    assert (messaging / "dedup.py").read_text() == kept
+
+
 def test_post_gen_keeps_the_access_module_without_the_examples(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
