@@ -52,13 +52,34 @@ def choose_access(auth: str) -> None:
     keep_variant(PACKAGE_DIR / "security" / "access", auth, ("none", "api_key", "jwt"))
 
 
+def choose_resources(database: str, messaging: str) -> None:
+    """What the app holds open while it serves: a database pool (with the outbox's relay when
+    events go out), the publisher without a database, or nothing."""
+    if database == "none":
+        resources = "publisher" if messaging == "rabbitmq" else "none"
+    else:
+        resources = "outbox" if messaging == "rabbitmq" else "database"
+    keep_variant(PACKAGE_DIR / "resources", resources, ("outbox", "database", "publisher", "none"))
+
+
+def choose_socket_access(auth: str) -> None:
+    """Who may open the realtime WebSocket: anyone, a caller with an API key, or a token."""
+    keep_variant(PACKAGE_DIR / "security" / "socket_access", auth, ("none", "api_key", "jwt"))
+
+
+def choose_deduplicator(database: str) -> None:
+    """How the worker runs a handler once per message id: claimed in the database, or
+    remembered in the process without one."""
+    dedup = "memory" if database == "none" else "database"
+    keep_variant(PACKAGE_DIR / "messaging" / "dedup", dedup, ("database", "memory"))
+
+
 def remove_examples() -> None:
     remove_paths(
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "domain" / "article_store.py",
         PACKAGE_DIR / "domain" / "article_events.py",
-        PACKAGE_DIR / "security" / "access.py",
         PACKAGE_DIR / "api" / "characters.py",
         PACKAGE_DIR / "domain" / "characters.py",
         PACKAGE_DIR / "resilience" / "cache_redis.py",
@@ -77,6 +98,7 @@ def remove_realtime() -> None:
         PACKAGE_DIR / "api" / "realtime.py",
         PACKAGE_DIR / "domain" / "broadcast.py",
         PACKAGE_DIR / "security" / "realtime.py",
+        PACKAGE_DIR / "security" / "socket_access.py",
         Path("tests") / "test_realtime.py",
         DOCS / "realtime.md",
     )
@@ -249,6 +271,9 @@ def main() -> None:
     choose_article_store("{{ cookiecutter.database }}")
     choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
     choose_access("{{ cookiecutter.auth }}")
+    choose_resources("{{ cookiecutter.database }}", "{{ cookiecutter.messaging }}")
+    choose_socket_access("{{ cookiecutter.auth }}")
+    choose_deduplicator("{{ cookiecutter.database }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

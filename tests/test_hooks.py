@@ -509,3 +509,71 @@ def test_post_gen_keeps_one_variant_of_a_module_under_the_shared_name(
     post_gen.choose_article_events("rabbitmq", "none")
     assert sorted(p.name for p in domain.iterdir()) == ["article_events.py", "articles.py"]
     assert (domain / "article_events.py").read_text() == "broker"
+
+
+@pytest.mark.parametrize(
+    ("database", "messaging", "kept"),
+    [
+        ("postgresql", "rabbitmq", "outbox"),
+        ("sqlite", "none", "database"),
+        ("none", "rabbitmq", "publisher"),
+        ("none", "none", "none"),
+    ],
+)
+def test_post_gen_keeps_the_resources_main_py_opens_for_the_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str, messaging: str, kept: str
+) -> None:
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    for variant in ("outbox", "database", "publisher", "none"):
+        (package / f"resources_{variant}.py").write_text(variant)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_resources(database, messaging)
+    assert [p.name for p in package.iterdir()] == ["resources.py"]
+    assert (package / "resources.py").read_text() == kept
+
+
+@pytest.mark.parametrize("auth", ["none", "api_key", "jwt"])
+def test_post_gen_keeps_the_websocket_access_of_the_auth_mode_and_removes_it_with_realtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: str
+) -> None:
+    security = tmp_path / "src" / "pkg" / "security"
+    security.mkdir(parents=True)
+    for variant in ("none", "api_key", "jwt"):
+        (security / f"socket_access_{variant}.py").write_text(variant)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_socket_access(auth)
+    assert [p.name for p in security.iterdir()] == ["socket_access.py"]
+    assert (security / "socket_access.py").read_text() == auth
+    post_gen.remove_realtime()
+    assert list(security.iterdir()) == []
+
+
+@pytest.mark.parametrize(("database", "kept"), [("postgresql", "database"), ("none", "memory")])
+def test_post_gen_keeps_the_deduplicator_of_the_database_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str, kept: str
+) -> None:
+    messaging = tmp_path / "src" / "pkg" / "messaging"
+    messaging.mkdir(parents=True)
+    for variant in ("database", "memory"):
+        (messaging / f"dedup_{variant}.py").write_text(variant)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.choose_deduplicator(database)
+    assert [p.name for p in messaging.iterdir()] == ["dedup.py"]
+    assert (messaging / "dedup.py").read_text() == kept
+
+
+def test_post_gen_keeps_the_access_module_without_the_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main.py's lifespan keeps the auth mode's state from security/access.py in every bake."""
+    security = tmp_path / "src" / "pkg" / "security"
+    security.mkdir(parents=True)
+    (security / "access.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
+    post_gen.remove_examples()
+    assert [p.name for p in security.iterdir()] == ["access.py"]

@@ -114,17 +114,14 @@ BRANCH_CEILINGS = {
     "__main__.py": 1,
     "api/articles.py": 0,  # the router a team copies: the same code whatever the options
     "api/me.py": 1,
-    "api/realtime.py": 10,
-    "main.py": 25,
+    "main.py": 9,  # the composition root: the routers it includes
     "messaging/__init__.py": 1,
-    "messaging/consumer.py": 7,
     "messaging/handlers.py": 3,
     "migrations/env.py": 2,
     "migrations/versions/0002_create_outbox.py": 2,
     "resilience/cache.py": 1,
-    "security/api_keys.py": 5,
     "security/principal.py": 2,
-    "security/tokens.py": 8,
+    "security/tokens.py": 3,
     "settings.py": 33,
     "worker.py": 2,
 }

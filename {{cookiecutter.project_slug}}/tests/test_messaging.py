@@ -48,6 +48,7 @@ from {{ cookiecutter.package_name }}.messaging.broker import (
     retry_queue,
 )
 from {{ cookiecutter.package_name }}.messaging.consumer import Consumer
+from {{ cookiecutter.package_name }}.messaging.dedup import Deduplicator
 from {{ cookiecutter.package_name }}.messaging.events import (
     ATTEMPT_HEADER,
     CREATED_HEADER,
@@ -196,7 +197,7 @@ def consume(
 
     async def work() -> None:
         async with Database(settings).running() as sessions:
-            consumer = Consumer(settings, cast(Broker, broker), handler, sessions)
+            consumer = Consumer(settings, cast(Broker, broker), Deduplicator(handler, sessions))
             if at_once:
                 await asyncio.gather(*(consumer.on_message(m) for m in deliveries))
             else:
@@ -215,7 +216,7 @@ def consume(
     broker = FakeBroker()
 
     async def work() -> None:
-        consumer = Consumer(settings, cast(Broker, broker), handler)
+        consumer = Consumer(settings, cast(Broker, broker), Deduplicator(handler))
         for message in deliveries:
             await consumer.on_message(message)
 
@@ -298,9 +299,10 @@ def test_a_broker_lost_mid_retry_leaves_the_message_unacked(settings: Settings) 
     async def work() -> None:
 {%- if cookiecutter.database != "none" %}
         async with Database(settings).running() as sessions:
-            await Consumer(settings, cast(Broker, broker), handler, sessions).on_message(message)
+            consumer = Consumer(settings, cast(Broker, broker), Deduplicator(handler, sessions))
+            await consumer.on_message(message)
 {%- else %}
-        await Consumer(settings, cast(Broker, broker), handler).on_message(message)
+        await Consumer(settings, cast(Broker, broker), Deduplicator(handler)).on_message(message)
 {%- endif %}
 
 {%- if cookiecutter.database != "none" %}

@@ -24,34 +24,20 @@ from . import __version__, health
 {%- if routers %}
 from .api import {{ routers | join(", ") }}
 {%- endif %}
-{%- if cookiecutter.database != "none" %}
-from .db import DATABASE_ERRORS, Database
-{%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
-{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
-from .messaging.broker import Broker
-from .messaging.outbox import Relay
-{%- elif cookiecutter.messaging == "rabbitmq" %}
-from .messaging.broker import BrokerUnavailable
-from .messaging.publisher import Publisher, broker_unavailable
-{%- endif %}
-from .health import HealthChecks{% if cookiecutter.database != "none" %}, register_check{% endif %}
+from .health import HealthChecks
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
 from .observability.middleware import ObservabilityMiddleware
 from .observability.request_id import RequestIdMiddleware
 from .observability.tracing import NATIVE_TELEMETRY_OFF, Tracing
 from .resilience import UpstreamError, upstream_error
-{%- if cookiecutter.auth == "api_key" %}
-from .security.api_keys import auth_state
-{%- endif %}
+from .resources import RESOURCE_ERRORS, open_resources
+from .security.access import auth_state
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
 from .security.rate_limit import RateLimits, default_rate_limit
-{%- if cookiecutter.auth == "jwt" %}
-from .security.tokens import auth_state
-{%- endif %}
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -62,52 +48,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     setup_logging(settings)
     tracing = Tracing(settings)
     rate_limits = RateLimits(settings)
-{%- if cookiecutter.database != "none" %}
-    database = Database(settings)
-{%- endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         logger.info(
             "starting", extra={"environment": settings.environment, "version": __version__}
         )
-{%- if cookiecutter.database != "none" %}
-        register_check(app, "database", database.ping)
         async with (
             tracing.running(),
             rate_limits.running(),
             worker_metrics(settings),
-            database.running() as sessions,  # the pool, shared by this process's requests
-{%- if cookiecutter.messaging == "rabbitmq" %}
-            Relay(settings, sessions, Broker(settings)).running() as relay,  # the outbox's
-{%- endif %}
+            open_resources(app, settings) as resources,  # database, broker (resources.py)
         ):
-{%- elif cookiecutter.messaging == "rabbitmq" %}
-        async with (
-            tracing.running(),
-            rate_limits.running(),
-            worker_metrics(settings),
-            Publisher(settings).running() as publisher,  # events, after each write
-        ):
-{%- else %}
-        async with tracing.running(), rate_limits.running(), worker_metrics(settings):
-{%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()
-            yield {
-                "rate_limits": rate_limits,
-{%- if cookiecutter.database != "none" %}
-                "sessions": sessions,  # db.SessionDep opens one per request
-{%- endif %}
-{%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database != "none" %}
-                "relay": relay,  # messaging.outbox.EventsDep wakes it after each commit
-{%- elif cookiecutter.messaging == "rabbitmq" %}
-                "publisher": publisher,  # messaging.publisher.EventsDep
-{%- endif %}
-{%- if cookiecutter.auth != "none" %}
-                **auth_state(settings),
-{%- endif %}
-            }
+            yield {"rate_limits": rate_limits, **resources, **auth_state(settings)}
         logger.info("stopped")
 
     app = FastAPI(
@@ -123,21 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),
         ],
         dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
-{%- if cookiecutter.database != "none" %}
         exception_handlers={
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
-            **DATABASE_ERRORS,  # down, not migrated yet, or another database error
+            **RESOURCE_ERRORS,  # the database's or the broker's, as resources.py maps them
         },
-{%- elif cookiecutter.messaging == "rabbitmq" %}
-        exception_handlers={
-            **EXCEPTION_HANDLERS,
-            UpstreamError: upstream_error,
-            BrokerUnavailable: broker_unavailable,
-        },
-{%- else %}
-        exception_handlers={**EXCEPTION_HANDLERS, UpstreamError: upstream_error},
-{%- endif %}
         responses=PROBLEM_RESPONSES,
         telemetry=NATIVE_TELEMETRY_OFF,  # the observability middleware traces
         **BUILT_IN_DOCS_OFF,  # docs_router serves them, under their own policy

@@ -19,6 +19,7 @@ from .db import Database
 {%- endif %}
 from .messaging.broker import Broker, BrokerUnavailable
 from .messaging.consumer import Consumer
+from .messaging.dedup import Deduplicator
 from .messaging.handlers import handle
 from .observability.logging import setup_logging
 from .observability.tracing import Tracing
@@ -62,13 +63,13 @@ async def run(settings: Settings) -> None:
 {%- if cookiecutter.database != "none" %}
     database = Database(settings)
     async with tracing.running(), database.running() as sessions:
-        consumer = Consumer(settings, broker, handle, sessions)
+        consumer = Consumer(settings, broker, Deduplicator(handle, sessions))
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()
 {%- else %}
     async with tracing.running():
-        consumer = Consumer(settings, broker, handle)
+        consumer = Consumer(settings, broker, Deduplicator(handle))
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()

@@ -2,13 +2,9 @@
 
 A text sent on the WebSocket, or POSTed to /messages, reaches every WebSocket client (the
 sender included) and every SSE listener as {"id": n, "text": "..."}.
-{%- if cookiecutter.auth == "api_key" %}
-Publishing needs an API key, like every write: POST /messages, and the WebSocket's handshake
-(a socket publishes). The event stream is open to all, like every read.
-{%- elif cookiecutter.auth == "jwt" %}
-Publishing needs a token with the realtime:write scope: POST /messages, and the WebSocket's
-handshake (a socket publishes). The event stream is open to all, like every read.
-{%- endif %}
+Publishing, by POST /messages or by the WebSocket (checked at its handshake), needs what
+security/access.py and security/socket_access.py grant the realtime:write scope; the event
+stream is open to all, like every read.
 Handshakes from another site's pages are refused, and every client is bounded in WebSockets,
 event streams, message size and message rate (security/realtime.py).
 """
@@ -23,34 +19,16 @@ from types import FrameType
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
-{%- if cookiecutter.auth == "jwt" %}
-from fastapi import Security
-{%- endif %}
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
 from ..domain.broadcast import Broadcaster, Message, Subscription
 from ..errors import Problem
-{%- if cookiecutter.auth == "api_key" %}
-from ..security.api_keys import (
-    DENIED,
-    WEBSOCKET_PROTOCOL,
-    require_principal,
-    require_websocket_principal,
-)
-from ..security.principal import offered_protocols
-{%- elif cookiecutter.auth == "jwt" %}
-from ..security.principal import offered_protocols
-from ..security.tokens import (
-    DENIED,
-    WEBSOCKET_PROTOCOL,
-    require_principal,
-    require_websocket_principal,
-)
-{%- endif %}
+from ..security.access import DENIED, requires
 from ..security.rate_limit import RATE_LIMITED, rate_limit
 from ..security.realtime import ClientUse, RealtimeGuard, TooMany, refused
+from ..security.socket_access import accept, socket_requires
 from . import API_PREFIX
 
 KEEPALIVE_SECONDS = 15.0
@@ -173,15 +151,9 @@ async def valid_message(message: MessageIn) -> None:
 
 
 WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_message))
-{%- if cookiecutter.auth == "api_key" %}
 # Credentials first: then the write limit and the realtime bounds count per caller.
-WRITER = [Depends(require_principal), WRITE_LIMIT]
-SOCKET_AUTH = Depends(require_websocket_principal)
-{%- elif cookiecutter.auth == "jwt" %}
-# Credentials first: then the write limit and the realtime bounds count per caller.
-WRITER = [Security(require_principal, scopes=["realtime:write"]), WRITE_LIMIT]
-SOCKET_AUTH = Security(require_websocket_principal, scopes=["realtime:write"])
-{%- endif %}
+WRITER = [requires("realtime:write"), WRITE_LIMIT]
+SOCKET_AUTH = socket_requires("realtime:write")
 
 
 class Published(BaseModel):
@@ -193,11 +165,7 @@ def as_json(message: Message) -> str:
     return json.dumps({"id": message.id, "text": message.text})
 
 
-{% if cookiecutter.auth == "none" -%}
-@router.post("/messages", status_code=202, responses=TOO_LARGE, dependencies=[WRITE_LIMIT])
-{% else -%}
 @router.post("/messages", status_code=202, responses=TOO_LARGE | DENIED, dependencies=WRITER)
-{% endif -%}
 async def publish(message: MessageIn, broadcaster: BroadcasterDep, guard: GuardDep) -> Published:
     if not guard.fits(message.text):
         limit = guard.settings.realtime_max_message_bytes
@@ -246,24 +214,14 @@ async def events(
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
-{% if cookiecutter.auth == "none" -%}
-@router.websocket("/ws", dependencies=[Depends(check_origin)])
-{% else -%}
 @router.websocket("/ws", dependencies=[Depends(check_origin), SOCKET_AUTH])
-{% endif -%}
 async def chat(
     websocket: WebSocket,
     broadcaster: BroadcasterDep,
     guard: GuardDep,
     use: SocketSlotDep,
 ) -> None:
-{%- if cookiecutter.auth == "none" %}
-    await websocket.accept()
-{%- else %}
-    # A browser offered its credential after WEBSOCKET_PROTOCOL: accept that name, not the secret.
-    offered = WEBSOCKET_PROTOCOL in offered_protocols(websocket)
-    await websocket.accept(subprotocol=WEBSOCKET_PROTOCOL if offered else None)
-{%- endif %}
+    await accept(websocket)  # with the subprotocol a browser named, never its credential
     async with broadcaster.subscribe() as subscription:
         forward = asyncio.create_task(forward_messages(websocket, subscription))
         try:

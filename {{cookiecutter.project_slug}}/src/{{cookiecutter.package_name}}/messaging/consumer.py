@@ -4,7 +4,7 @@ A message is acknowledged only after its handler succeeded. A failed handler doe
 the queue: the message is re-published to a retry queue that returns it after a wait that
 doubles each time, and after BROKER_ATTEMPTS runs to <queue>.dead. A message delivered again
 (a worker killed before its ack, a publish repeated by the outbox relay) is recognised by its
-id and acknowledged without running the handler again (Consumer.handle says how surely).
+id and acknowledged without running the handler again (messaging/dedup.py says how surely).
 """
 
 import asyncio
@@ -12,10 +12,6 @@ import json
 import logging
 import math
 import time
-{%- if cookiecutter.database == "none" %}
-from collections import OrderedDict
-{%- endif %}
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -24,25 +20,13 @@ from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import Counter, Histogram
-{%- if cookiecutter.database != "none" %}
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-{%- endif %}
 
 from ..settings import Settings
 from .broker import Broker, BrokerUnavailable, dead_queue, retry_queue
+from .dedup import Deduplicator
 from .events import ATTEMPT_HEADER, CREATED_HEADER, Event
-{%- if cookiecutter.database != "none" %}
-from .outbox import claim
-{%- endif %}
 
 logger = logging.getLogger(__name__)
-{%- if cookiecutter.database != "none" %}
-Handler = Callable[[Event, AsyncSession], Awaitable[None]]
-{%- else %}
-Handler = Callable[[Event], Awaitable[None]]
-# Message ids remembered per worker process without a database (see the README for the limits).
-REMEMBERED_IDS = 100_000
-{%- endif %}
 
 CONSUMED = Counter("messaging_consumed_total", "Messages handled and acknowledged.", ["event"])
 FAILED = Counter(
@@ -90,23 +74,10 @@ def decode(message: AbstractIncomingMessage) -> Event:
 
 
 class Consumer:
-    def __init__(
-        self,
-        settings: Settings,
-        broker: Broker,
-        handler: Handler,
-{%- if cookiecutter.database != "none" %}
-        sessions: async_sessionmaker[AsyncSession],
-{%- endif %}
-    ) -> None:
+    def __init__(self, settings: Settings, broker: Broker, deduplicator: Deduplicator) -> None:
         self.settings = settings
         self.broker = broker
-        self.handler = handler
-{%- if cookiecutter.database != "none" %}
-        self.sessions = sessions
-{%- else %}
-        self.seen: OrderedDict[str, None] = OrderedDict()
-{%- endif %}
+        self.deduplicator = deduplicator
         self.tracer = trace.get_tracer(__name__)
         self.in_hand = 0
         self.idle = asyncio.Event()
@@ -142,7 +113,7 @@ class Consumer:
                 {"messaging.system": "rabbitmq", "messaging.message.id": str(message.message_id)}
             )
             try:
-                outcome = await self.handle(decode(message))
+                outcome = await self.deduplicator.run(decode(message))
             except Exception as error:  # the handler's failure, whatever it is: retry it
                 span.set_status(StatusCode.ERROR, type(error).__name__)
                 await self.fail(message, kind, attempt, error)
@@ -162,40 +133,6 @@ class Consumer:
                     "redelivered": message.redelivered,
                 },
             )
-
-{%- if cookiecutter.database != "none" %}
-
-    async def handle(self, event: Event) -> str:
-        """Claims the message id, then runs the handler, in one transaction.
-
-        The claim is an INSERT ... ON CONFLICT DO NOTHING: of two deliveries at once, one runs
-        the handler while the other waits for its commit, then finds the id taken (or claims
-        it, if that run failed and rolled back). The handler's database changes happen exactly
-        once; its effects outside the database (an e-mail, an HTTP call) at least once, since a
-        run that fails after them runs again: pass the event's id as their idempotency key.
-        """
-        async with self.sessions.begin() as session:
-            if not await claim(session, event.id):
-                return "duplicate"
-            await self.handler(event, session)
-        return "handled"
-{%- else %}
-
-    async def handle(self, event: Event) -> str:
-        """Runs the handler unless this process has handled the message id already.
-
-        At least once: the ids are remembered per process, for a while, so a delivery that
-        reaches another worker, or comes after a restart, runs the handler again. Keep the
-        handler idempotent; pass the event's id as the idempotency key of its effects.
-        """
-        if event.id in self.seen:
-            return "duplicate"
-        await self.handler(event)
-        self.seen[event.id] = None
-        if len(self.seen) > REMEMBERED_IDS:
-            self.seen.popitem(last=False)
-        return "handled"
-{%- endif %}
 
     async def fail(
         self, message: AbstractIncomingMessage, kind: str, attempt: int, error: Exception

@@ -4,10 +4,6 @@ The settings hold `name:digest` pairs, never the keys, so a leaked .env or confi
 key. `make api-key NAME=<name>` prints a new key and its pair. Every digest is compared in
 constant time and the loop never stops early, so the time taken tells nothing about the keys.
 An API key may call every protected route (keys have no scopes).
-{%- if cookiecutter.include_realtime %}
-A WebSocket client sends the header too, or, from a browser (which cannot set headers on a
-WebSocket), offers the subprotocols `api-key, <key>`.
-{%- endif %}
 """
 
 import hashlib
@@ -18,25 +14,15 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
-{%- if cookiecutter.include_realtime %}
-from fastapi import WebSocket
-{%- endif %}
 from fastapi.security import APIKeyHeader
 from starlette.requests import HTTPConnection
 
 from ..settings import ENV_PREFIX, Settings
-{%- if cookiecutter.include_realtime %}
-from .principal import protocol_credential
-from .realtime import refused
-{%- endif %}
 from .principal import UNAUTHENTICATED, Principal, signed_in, unauthorized
 
 HEADER = "X-API-Key"
 CHALLENGE = "APIKey"  # no standard scheme exists; FastAPI's own APIKeyHeader answers the same
 DENIED = UNAUTHENTICATED  # what a protected route documents
-{%- if cookiecutter.include_realtime %}
-WEBSOCKET_PROTOCOL = "api-key"  # offered before the key by browsers; the handshake accepts it
-{%- endif %}
 api_key_header = APIKeyHeader(
     name=HEADER, auto_error=False, description="An API key (`make api-key` makes one)"
 )
@@ -87,18 +73,6 @@ async def require_principal(
     if principal is None:
         raise unauthorized(f"A valid API key is required in the {HEADER} header", CHALLENGE)
     return signed_in(request, principal)
-{%- if cookiecutter.include_realtime %}
-
-
-async def require_websocket_principal(websocket: WebSocket, api_keys: ApiKeysDep) -> Principal:
-    """The caller behind a valid key, from the X-API-Key header or the `api-key` subprotocol;
-    without one, the handshake is refused (closed before it is accepted)."""
-    key = websocket.headers.get(HEADER) or protocol_credential(websocket, WEBSOCKET_PROTOCOL)
-    principal = api_keys.identify(key) if key else None
-    if principal is None:
-        raise refused(f"A valid API key is required ({HEADER} or the api-key subprotocol)")
-    return signed_in(websocket, principal)
-{%- endif %}
 
 
 def main(argv: list[str]) -> None:

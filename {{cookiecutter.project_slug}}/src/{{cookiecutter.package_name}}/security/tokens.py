@@ -4,10 +4,6 @@ every protected request by `require_principal`, which also enforces the route's 
 Tokens are stateless: a user removed or given fewer scopes keeps what a token already holds
 until it expires (JWT_EXPIRE_MINUTES). A verified token is remembered until it expires, so a
 client reusing its token pays a dict lookup instead of a JWT decode on every request.
-{%- if cookiecutter.include_realtime %}
-A WebSocket client sends the Authorization header too, or, from a browser (which cannot set
-headers on a WebSocket), offers the subprotocols `bearer, <token>`.
-{%- endif %}
 """
 
 import time
@@ -15,19 +11,12 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Request, Security
-{%- if cookiecutter.include_realtime %}
-from fastapi import WebSocket
-{%- endif %}
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from starlette.requests import HTTPConnection
 
 from ..errors import Problem
 from ..settings import Settings
 from .passwords import PasswordChecker
-{%- if cookiecutter.include_realtime %}
-from .principal import protocol_credential
-from .realtime import refused
-{%- endif %}
 from .principal import UNAUTHENTICATED, Principal, Responses, signed_in, unauthorized
 from .users import ConfiguredUsers, UserRepository
 
@@ -53,9 +42,6 @@ DENIED: Responses = {
     403: {"model": Problem, "description": "The token lacks a scope the route needs"},
 }
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=SIGN_IN_PATH, scopes=SCOPES, auto_error=False)
-{%- if cookiecutter.include_realtime %}
-WEBSOCKET_PROTOCOL = "bearer"  # offered before the token by browsers; the handshake accepts it
-{%- endif %}
 
 
 class TokenAuthority:
@@ -147,25 +133,6 @@ async def require_principal(
 ) -> Principal:
     """The caller behind a valid bearer token holding every scope the route asks for."""
     return signed_in(request, authorize(tokens, token, security_scopes))
-{%- if cookiecutter.include_realtime %}
-
-
-async def require_websocket_principal(
-    security_scopes: SecurityScopes, websocket: WebSocket, tokens: TokensDep
-) -> Principal:
-    """The same check for a WebSocket, the token from the Authorization header or the `bearer`
-    subprotocol; a refusal closes the handshake before it is accepted."""
-    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        token: str | None = credentials
-    else:
-        token = protocol_credential(websocket, WEBSOCKET_PROTOCOL)
-    try:
-        principal = authorize(tokens, token, security_scopes)
-    except HTTPException as refusal:
-        raise refused(str(refusal.detail)) from None
-    return signed_in(websocket, principal)
-{%- endif %}
 
 
 def authorize(tokens: TokenAuthority, token: str | None, needed: SecurityScopes) -> Principal:
