@@ -119,7 +119,6 @@ BRANCH_CEILINGS = {
     "messaging/__init__.py": 1,
     "messaging/consumer.py": 7,
     "messaging/handlers.py": 3,
-    "migrations/env.py": 2,
     "migrations/versions/0002_create_outbox.py": 2,
     "resilience/cache.py": 1,
     "security/api_keys.py": 5,
