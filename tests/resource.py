@@ -67,7 +67,7 @@ async def get_invoice(invoice_id: InvoiceId, session: SessionDep) -> Invoice:
         raise HTTPException(404, "No invoice with that id.")
     return Invoice(id=row.id, customer=row.customer)
 '''
-TEST = '''from fastapi.testclient import TestClient
+TEST = """from fastapi.testclient import TestClient
 
 
 def test_an_invoice_is_created_then_read(client: TestClient) -> None:
@@ -79,7 +79,7 @@ def test_an_invoice_is_created_then_read(client: TestClient) -> None:
 
 def test_an_unknown_invoice_is_a_404(client: TestClient) -> None:
     assert client.get("/api/v1/invoices/999").status_code == 404
-'''
+"""
 
 
 def readme_steps(project: Path) -> list[tuple[str, str]]:

@@ -1,14 +1,14 @@
 """The models Alembic compares with the migrations: found, not listed.
 
-A model is a class of `db.Base` in any module under `domain/` (where a new table goes) or
-`messaging/` (the outbox's): `discover_models()` imports every module there, subpackages
-included, so a new model joins `Base.metadata` without an import written anywhere.
+A model is a class of `db.Base` in a module of any of the service's packages (`domain/` is where
+a new table goes): `discover_models()` imports every module of every package here, subpackages
+included, so a new model joins `Base.metadata` without an import written anywhere. The modules
+beside this one (main.py, the entry points) are not imported: a model there would not be found.
 migrations/env.py and the tests' fixtures both use it: `make migration`, `make migrations-check`
 and the test suite see the same tables.
 """
 
 import importlib
-import importlib.util
 import pkgutil
 from typing import Any
 
@@ -19,9 +19,8 @@ from sqlalchemy import MetaData
 
 from .db import Base
 
-# The packages whose modules may define models; a package not baked is skipped.
-MODEL_PACKAGES = ("domain", "messaging")
-WHERE = "src/{{ cookiecutter.package_name }}/domain/"
+SERVICE = "{{ cookiecutter.package_name }}"
+WHERE = f"src/{SERVICE}/domain/"
 
 
 def import_modules(package_name: str) -> list[str]:
@@ -39,11 +38,11 @@ def import_modules(package_name: str) -> list[str]:
 
 
 def discover_models() -> MetaData:
-    """`Base.metadata`, once every module of the model packages is imported."""
-    for name in MODEL_PACKAGES:
-        package = f"{__package__}.{name}"
-        if importlib.util.find_spec(package) is not None:
-            import_modules(package)
+    """`Base.metadata`, once every module of the service's packages is imported."""
+    service = importlib.import_module(SERVICE)
+    for package in pkgutil.iter_modules(service.__path__, f"{SERVICE}."):
+        if package.ispkg:
+            import_modules(package.name)
     return Base.metadata
 
 

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.db import UtcDateTime, database_url
 from {{ cookiecutter.package_name }}.models import discover_models, refuse_empty_migration
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-# Every model under domain/ (and messaging/), found by models.py: no import to add here.
+# Every model of the service's packages (domain/...), found by models.py: no import to add here.
 target_metadata = discover_models()
 config = context.config
 if config.config_file_name is not None:
