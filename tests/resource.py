@@ -97,11 +97,11 @@ def readme_steps(project: Path) -> list[tuple[str, str]]:
 
 
 def include_router(main: Path, detail: str) -> None:
-    """main.py as the step says: the router's import beside the others, its include below
-    "Add your routers here"."""
+    """main.py as the step says: the router's import after the package's own, its include
+    below "Add your routers here"."""
     import_line, include = re.findall(r"`([^`]+)`", detail)
     lines = main.read_text().splitlines()
-    last_import = max(i for i, line in enumerate(lines) if line.startswith("from .api import"))
+    last_import = max(i for i, line in enumerate(lines) if line.startswith("from ."))
     lines.insert(last_import + 1, import_line)
     marker = next(i for i, line in enumerate(lines) if "Add your routers here" in line)
     indent = lines[marker][: len(lines[marker]) - len(lines[marker].lstrip())]
