@@ -149,11 +149,13 @@ def remove_database() -> None:
     remove_paths(
         PACKAGE_DIR / "db.py",
         PACKAGE_DIR / "schema.py",
+        PACKAGE_DIR / "models.py",
         PACKAGE_DIR / "domain" / "article_rows.py",
         Path("alembic.ini"),
         Path("tests") / "test_database.py",
         DOCS / "database.md",
         DASHBOARDS / "database.json",
+        Path("tests") / "test_models.py",
     )
     shutil.rmtree(PACKAGE_DIR / "migrations", ignore_errors=True)
     remove_migration_job()
@@ -300,7 +302,8 @@ def main() -> None:
         remove_outbox()
     else:
         remove_direct_publisher()
-    remove_empty_domain()
+    if "{{ cookiecutter.database }}" == "none":
+        remove_empty_domain()  # with a database, domain/ is where a new model goes (models.py)
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.
     # This hook runs in the project's folder; the user stands where cookiecutter was started.

@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 
 from .combinations import COMBINATIONS, first_with_messaging, first_with_realtime
 from .conftest import Baked, Publisher, run
+from .resource import readme_steps
 from .served import Service, free_port, running, start_service
 from .test_template import commands_with_placeholders, shell_commands
 
@@ -60,6 +61,18 @@ def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command(baked: B
     readme = (baked.path / "README.md").read_text()
     assert len(shell_commands(readme)) > 5
     assert commands_with_placeholders(readme) == []
+
+
+def test_the_readmes_adding_a_resource_names_folders_and_lines_that_exist(baked: Baked) -> None:
+    """Its files go in folders of the bake (domain/ is kept with a database, for the models), and
+    main.py has the line below which a router is included."""
+    steps = [what for what, _ in readme_steps(baked.path) if not what.startswith("make ")]
+    folders = {(baked.path / what).parent for what in steps}
+    if baked.context["database"] == "none":  # the README says to create domain/ if missing
+        folders.discard(baked.path / "src" / baked.package / "domain")
+    assert [folder for folder in folders if not folder.is_dir()] == []
+    main = (baked.path / "src" / baked.package / "main.py").read_text()
+    assert "Add your routers here" in main
 
 
 def settings_fields(baked: Baked) -> set[str]:

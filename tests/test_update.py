@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import TEMPLATE, run
+from .resource import add_a_resource, refused_without_a_model_change, serves_invoices
 from .test_template import tool
 
 SETTINGS = Path("{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/settings.py")
@@ -86,6 +87,7 @@ def test_the_project_records_its_answers_without_local_paths(
 def test_cruft_update_brings_a_template_change_and_the_project_still_passes(
     project: Path, template: Path
 ) -> None:
+    """Then the README's "Adding a resource", followed as written, passes make check and serves."""
     assert cruft(project, "check").returncode == 0
     change_template(template, "2.5")
     out_of_date = cruft(project, "check")
@@ -99,7 +101,12 @@ def test_cruft_update_brings_a_template_change_and_the_project_still_passes(
     assert (project / "docs" / "runbook.md").read_text() == "# Runbook for My Service\n"
     assert cruft(project, "check").returncode == 0
     run(["make", "install"], project)
-    run(["make", "check"], project)
+    refused = refused_without_a_model_change(project, "my_service")
+    assert refused.count("no model changes found") == 1, refused
+    where = "src/my_service/domain/"
+    assert f"FAILED: no model changes found: is the model's module under {where}?" in refused
+    add_a_resource(project, "my_service")  # the README's steps, make check last
+    serves_invoices(project, "my_service")
 
 
 def test_a_conflicting_local_edit_is_reported_and_kept(project: Path, template: Path) -> None:

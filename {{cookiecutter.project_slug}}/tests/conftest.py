@@ -42,17 +42,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 {%- endif %}
 
-{%- if cookiecutter.database != "none" %}
-from {{ cookiecutter.package_name }}.db import Base
-{%- endif %}
-{%- if cookiecutter.database != "none" and cookiecutter.include_examples %}
-from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table)
-{%- endif %}
-{%- if cookiecutter.database != "none" and cookiecutter.messaging == "rabbitmq" %}
-from {{ cookiecutter.package_name }}.messaging import outbox  # noqa: F401 (its tables)
-{%- endif %}
 from {{ cookiecutter.package_name }}.main import create_app
 {%- if cookiecutter.database != "none" %}
+from {{ cookiecutter.package_name }}.models import discover_models
 from {{ cookiecutter.package_name }}.schema import migrations
 {%- endif %}
 {%- if cookiecutter.messaging == "rabbitmq" and cookiecutter.database == "none" %}
@@ -130,12 +122,13 @@ async def empty_tables(url: str, migrated: bool = True) -> None:
     """The models' tables, made anew and empty, and marked as migrated (migrations are tested
     on their own); or, not `migrated`, no table at all: a database never migrated."""
     engine = create_async_engine(url)
+    models = discover_models()  # the tables Alembic compares: every model's module imported
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.drop_all)
+            await connection.run_sync(models.drop_all)
             await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
             if migrated:
-                await connection.run_sync(Base.metadata.create_all)
+                await connection.run_sync(models.create_all)
                 await connection.run_sync(stamp_head)
     finally:
         await engine.dispose()

@@ -12,16 +12,12 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from {{ cookiecutter.package_name }}.db import Base, UtcDateTime, database_url
-{%- if cookiecutter.include_examples %}
-from {{ cookiecutter.package_name }}.domain import article_rows  # noqa: F401 (its table joins Base)
-{%- endif %}
-{%- if cookiecutter.messaging == "rabbitmq" %}
-from {{ cookiecutter.package_name }}.messaging import outbox  # noqa: F401 (its tables join Base)
-{%- endif %}
+from {{ cookiecutter.package_name }}.db import UtcDateTime, database_url
+from {{ cookiecutter.package_name }}.models import discover_models, refuse_empty_migration
 from {{ cookiecutter.package_name }}.settings import get_settings
 
-# Import every module that defines models above, or autogenerate would drop their tables.
+# Every model of the service's packages (domain/...), found by models.py: no import to add here.
+target_metadata = discover_models()
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -38,10 +34,11 @@ def render_item(kind: str, item: Any, autogen: AutogenContext) -> str | Literal[
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by copying
         compare_type=True,
         render_item=render_item,
+        process_revision_directives=refuse_empty_migration,  # `make migration` finding nothing
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -58,7 +55,7 @@ async def run_online() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=database_url(get_settings()), target_metadata=Base.metadata, literal_binds=True
+        url=database_url(get_settings()), target_metadata=target_metadata, literal_binds=True
     )
     with context.begin_transaction():
         context.run_migrations()
