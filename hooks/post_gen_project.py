@@ -50,8 +50,14 @@ def choose_access(auth: str) -> None:
     keep_variant(PACKAGE_DIR / "security" / "access", auth, ("none", "api_key", "jwt"))
 
 
+def choose_auth_settings(auth: str) -> None:
+    """The settings of API keys or of tokens, composed into Settings; none without auth."""
+    keep_variant(PACKAGE_DIR / "auth_settings", auth, ("api_key", "jwt"))
+
+
 def remove_examples() -> None:
     remove_paths(
+        PACKAGE_DIR / "examples_settings.py",
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "domain" / "article_store.py",
@@ -71,6 +77,7 @@ def remove_examples() -> None:
 
 def remove_realtime() -> None:
     remove_paths(
+        PACKAGE_DIR / "realtime_settings.py",
         PACKAGE_DIR / "api" / "realtime.py",
         PACKAGE_DIR / "domain" / "broadcast.py",
         PACKAGE_DIR / "security" / "realtime.py",
@@ -119,6 +126,7 @@ def remove_redis() -> None:
 def remove_database() -> None:
     remove_paths(
         PACKAGE_DIR / "db.py",
+        PACKAGE_DIR / "db_settings.py",
         PACKAGE_DIR / "schema.py",
         PACKAGE_DIR / "domain" / "article_rows.py",
         Path("alembic.ini"),
@@ -145,6 +153,7 @@ def remove_messaging() -> None:
     shutil.rmtree(PACKAGE_DIR / "messaging", ignore_errors=True)
     remove_paths(
         PACKAGE_DIR / "worker.py",
+        PACKAGE_DIR / "messaging_settings.py",
         PACKAGE_DIR / "migrations" / "versions" / "0002_create_outbox.py",
         Path("deploy") / "k8s" / "worker-deployment.yaml",
         Path("tests") / "test_messaging.py",
@@ -234,6 +243,7 @@ def main() -> None:
     choose_article_store("{{ cookiecutter.database }}")
     choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
     choose_access("{{ cookiecutter.auth }}")
+    choose_auth_settings("{{ cookiecutter.auth }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import (
+    ENV_PREFIX,
+    Settings,
+    get_settings,
+    problems,
+)
 
 # Values a laptop may use and nothing else: each is refused in staging and production. The
 # defaults left out here are refused too: the auth secret and the metrics token.
@@ -47,7 +52,7 @@ REFUSED = {
 
 
 def refused(error: ValidationError) -> set[str]:
-    return {str(item["loc"][0]) for item in error.errors()}
+    return {name for name, _ in problems(error)}
 
 
 def test_defaults_are_safe_for_local_development() -> None:

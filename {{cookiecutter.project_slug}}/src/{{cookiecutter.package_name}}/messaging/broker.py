@@ -20,7 +20,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from ..settings import DEVELOPMENT_BROKER_URL, Settings
+from ..messaging_settings import DEVELOPMENT_BROKER_URL
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 # aiormq logs each failed connection attempt as an ERROR; the relay and the worker log their own
