@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 from .combinations import COMBINATIONS, first_with_messaging, first_with_realtime
 from .conftest import Baked, Publisher, run
 from .served import Service, free_port, running, start_service
+from .settings_source import settings_fields as source_fields
 from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
@@ -63,11 +64,8 @@ def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command(baked: B
 
 
 def settings_fields(baked: Baked) -> set[str]:
-    """The fields of the generated Settings class: the `name: type` lines of its body, read
-    from settings.py (importing it would need the project installed)."""
-    text = (baked.path / "src" / baked.package / "settings.py").read_text()
-    body = re.split(r"\n(?=\S)", text.split("\nclass Settings(", 1)[1], maxsplit=1)[0]
-    return set(re.findall(r"^    ([a-z_][a-z0-9_]*): ", body, re.MULTILINE))
+    """The fields of the generated Settings class and of the groups it is composed of."""
+    return source_fields(baked.path / "src" / baked.package)
 
 
 def leftover_placeholders(text: str) -> list[str]:

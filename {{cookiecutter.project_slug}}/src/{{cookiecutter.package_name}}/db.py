@@ -103,7 +103,7 @@ class DatabaseUnavailable(Exception):
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL, or without one (development only: settings.py refuses it elsewhere) a
+    """DATABASE_URL, or without one (development only: db_settings.py refuses it elsewhere) a
     SQLite file in the working directory."""
     url = settings.database_url.get_secret_value()
     if url:

@@ -15,11 +15,16 @@ this file, composed into Settings below.
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-{%- set features = [] %}
+{% set features = [] %}
 {%- if cookiecutter.database != "none" %}
 from .db_settings import DatabaseSettings
 {%- set _ = features.append("DatabaseSettings") %}
@@ -40,7 +45,7 @@ from .examples_settings import ExamplesSettings
 from .realtime_settings import RealtimeSettings
 {%- set _ = features.append("RealtimeSettings") %}
 {%- endif %}
-from .settings_group import ENV_PREFIX as ENV_PREFIX
+from .settings_group import ENV_PREFIX as ENV_PREFIX  # re-exported: imported from here
 from .settings_group import REFUSED, RateLimit, SettingsGroup, variable
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

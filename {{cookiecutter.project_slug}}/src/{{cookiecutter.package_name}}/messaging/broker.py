@@ -39,8 +39,8 @@ class BrokerUnavailable(Exception):
 
 
 def broker_url(settings: Settings) -> str:
-    """BROKER_URL, or without one (development only: settings.py refuses it elsewhere) the
-    local RabbitMQ as guest."""
+    """BROKER_URL, or without one (development only: messaging_settings.py refuses it
+    elsewhere) the local RabbitMQ as guest."""
     return settings.broker_url.get_secret_value() or DEVELOPMENT_BROKER_URL
 
 
