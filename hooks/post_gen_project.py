@@ -74,8 +74,14 @@ def choose_deduplicator(database: str) -> None:
     keep_variant(PACKAGE_DIR / "messaging" / "dedup", dedup, ("database", "memory"))
 
 
+def choose_auth_settings(auth: str) -> None:
+    """The settings of API keys or of tokens, composed into Settings; none without auth."""
+    keep_variant(PACKAGE_DIR / "auth_settings", auth, ("api_key", "jwt"))
+
+
 def remove_examples() -> None:
     remove_paths(
+        PACKAGE_DIR / "examples_settings.py",
         PACKAGE_DIR / "api" / "articles.py",
         PACKAGE_DIR / "domain" / "articles.py",
         PACKAGE_DIR / "domain" / "article_store.py",
@@ -95,6 +101,7 @@ def remove_examples() -> None:
 
 def remove_realtime() -> None:
     remove_paths(
+        PACKAGE_DIR / "realtime_settings.py",
         PACKAGE_DIR / "api" / "realtime.py",
         PACKAGE_DIR / "domain" / "broadcast.py",
         PACKAGE_DIR / "security" / "realtime.py",
@@ -148,6 +155,7 @@ def remove_redis() -> None:
 def remove_database() -> None:
     remove_paths(
         PACKAGE_DIR / "db.py",
+        PACKAGE_DIR / "db_settings.py",
         PACKAGE_DIR / "schema.py",
         PACKAGE_DIR / "models.py",
         PACKAGE_DIR / "domain" / "article_rows.py",
@@ -178,6 +186,7 @@ def remove_messaging() -> None:
     shutil.rmtree(PACKAGE_DIR / "messaging", ignore_errors=True)
     remove_paths(
         PACKAGE_DIR / "worker.py",
+        PACKAGE_DIR / "messaging_settings.py",
         PACKAGE_DIR / "migrations" / "versions" / "0002_create_outbox.py",
         Path("deploy") / "k8s" / "worker-deployment.yaml",
         Path("tests") / "test_messaging.py",
@@ -276,6 +285,7 @@ def main() -> None:
     choose_resources("{{ cookiecutter.database }}", "{{ cookiecutter.messaging }}")
     choose_socket_access("{{ cookiecutter.auth }}")
     choose_deduplicator("{{ cookiecutter.database }}")
+    choose_auth_settings("{{ cookiecutter.auth }}")
     if "{{ cookiecutter.include_examples }}" != "True":
         remove_examples()
     if "{{ cookiecutter.include_realtime }}" != "True":

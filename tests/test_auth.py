@@ -262,6 +262,20 @@ def test_jwt_production_refuses_to_start_without_users(installed: Baked) -> None
     assert f"{prefix}_JWT_USERS: must list at least one user" in result.stderr
 
 
+def test_jwt_users_that_are_not_json_are_named_with_the_other_bad_settings(
+    installed: Baked,
+) -> None:
+    """JWT_USERS is decoded by the settings' own validator: malformed JSON is one more bad
+    setting of the one line, named by its variable next to the others."""
+    only_for(installed, "jwt")
+    prefix = installed.package.upper()
+    result = refused_start(installed, {f"{prefix}_JWT_USERS": "{alice}", f"{prefix}_PORT": "0"})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"ERROR: invalid settings: {prefix}_PORT: ")
+    assert f"; {prefix}_JWT_USERS: not valid JSON (" in line
+
+
 def test_jwt_make_dev_user_is_the_one_step_to_sign_in_and_write(
     installed: Baked, broker: dict[str, str]
 ) -> None:

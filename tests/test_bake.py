@@ -26,6 +26,7 @@ from .combinations import COMBINATIONS, first_with_messaging, first_with_realtim
 from .conftest import Baked, Publisher, run
 from .resource import readme_steps
 from .served import Service, free_port, running, start_service
+from .settings_source import settings_fields as source_fields
 from .test_template import commands_with_placeholders, shell_commands
 
 TEMPLATE_SEAMS = ("{{ cookiecutter", "{{cookiecutter", "{%", "%}", "{#")
@@ -76,11 +77,8 @@ def test_the_readmes_adding_a_resource_names_folders_and_lines_that_exist(baked:
 
 
 def settings_fields(baked: Baked) -> set[str]:
-    """The fields of the generated Settings class: the `name: type` lines of its body, read
-    from settings.py (importing it would need the project installed)."""
-    text = (baked.path / "src" / baked.package / "settings.py").read_text()
-    body = re.split(r"\n(?=\S)", text.split("\nclass Settings(", 1)[1], maxsplit=1)[0]
-    return set(re.findall(r"^    ([a-z_][a-z0-9_]*): ", body, re.MULTILINE))
+    """The fields of the generated Settings class and of the groups it is composed of."""
+    return source_fields(baked.path / "src" / baked.package)
 
 
 def leftover_placeholders(text: str) -> list[str]:

@@ -5,7 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.security.client import TrustedProxies, client_address
-from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings
+from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings, problems
 
 from .conftest import production_settings
 
@@ -101,4 +101,4 @@ def test_trusted_proxies_take_addresses_and_cidrs(monkeypatch: pytest.MonkeyPatc
 def test_production_refuses_to_trust_every_address() -> None:
     with pytest.raises(ValidationError, match="covers every address") as error:
         Settings(_env_file=None, **production_settings(trusted_proxies=["0.0.0.0/0"]))
-    assert [item["loc"] for item in error.value.errors()] == [("trusted_proxies",)]
+    assert [name for name, _ in problems(error.value)] == ["trusted_proxies"]

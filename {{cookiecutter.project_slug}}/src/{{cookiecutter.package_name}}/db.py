@@ -30,7 +30,8 @@ from sqlalchemy.types import TypeDecorator
 
 from .errors import Problem, ProblemResponse, problem
 from .schema import SchemaBehind, check_migrations, missing_migrations
-from .settings import DEVELOPMENT_DATABASE_URL, Settings
+from .db_settings import DEVELOPMENT_DATABASE_URL
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 # Constraint names that do not depend on the database's own scheme, so that migrations written
@@ -102,7 +103,7 @@ class DatabaseUnavailable(Exception):
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL, or without one (development only: settings.py refuses it elsewhere) a
+    """DATABASE_URL, or without one (development only: db_settings.py refuses it elsewhere) a
     SQLite file in the working directory."""
     url = settings.database_url.get_secret_value()
     if url:

@@ -20,7 +20,8 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from ..settings import DEVELOPMENT_BROKER_URL, Settings
+from ..messaging_settings import DEVELOPMENT_BROKER_URL
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 # aiormq logs each failed connection attempt as an ERROR; the relay and the worker log their own
@@ -38,8 +39,8 @@ class BrokerUnavailable(Exception):
 
 
 def broker_url(settings: Settings) -> str:
-    """BROKER_URL, or without one (development only: settings.py refuses it elsewhere) the
-    local RabbitMQ as guest."""
+    """BROKER_URL, or without one (development only: messaging_settings.py refuses it
+    elsewhere) the local RabbitMQ as guest."""
     return settings.broker_url.get_secret_value() or DEVELOPMENT_BROKER_URL
 
 

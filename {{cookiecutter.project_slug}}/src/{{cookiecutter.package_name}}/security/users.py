@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..settings import ConfiguredUser
+from ..auth_settings import ConfiguredUser
 from .passwords import PasswordChecker
 
 
