@@ -134,6 +134,10 @@ TOO_LARGE: Responses = {
     413: {"model": Problem, "description": "Text over REALTIME_MAX_MESSAGE_BYTES"}
 }
 STREAMS_BOUNDED: Responses = {
+    200: {
+        "description": "Server-Sent Events: a `data:` frame per message",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
     429: {"model": Problem, "description": "The client holds as many streams as it may"},
     503: {"model": Problem, "description": "The service holds as many streams as it can"},
 }
