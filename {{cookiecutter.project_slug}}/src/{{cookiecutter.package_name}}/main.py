@@ -36,6 +36,7 @@ from .messaging.broker import BrokerUnavailable
 from .messaging.publisher import Publisher, broker_unavailable
 {%- endif %}
 from .health import HealthChecks{% if cookiecutter.database != "none" %}, register_check{% endif %}
+from .observability.error_tracking import error_tracking
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
 from .observability.middleware import ObservabilityMiddleware
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.database != "none" %}
         register_check(app, "database", database.ping)
         async with (
+            error_tracking(settings),  # first: what fails after it is reported
             tracing.running(),
             rate_limits.running(),
             worker_metrics(settings),
@@ -84,13 +86,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ):
 {%- elif cookiecutter.messaging == "rabbitmq" %}
         async with (
+            error_tracking(settings),  # first: what fails after it is reported
             tracing.running(),
             rate_limits.running(),
             worker_metrics(settings),
             Publisher(settings).running() as publisher,  # events, after each write
         ):
 {%- else %}
-        async with tracing.running(), rate_limits.running(), worker_metrics(settings):
+        async with (
+            error_tracking(settings),  # first: what fails after it is reported
+            tracing.running(),
+            rate_limits.running(),
+            worker_metrics(settings),
+        ):
 {%- endif %}
             # What start-up made lives as long as the app: keep it out of the collector's way.
             gc.freeze()

@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from .observability.error_tracking import SentrySettings
+
 ENV_PREFIX = "{{ cookiecutter.package_name.upper() }}_"
 {%- if cookiecutter.database != "none" %}
 # The database of `make run` on a laptop: a file in the working directory (git-ignored).
@@ -98,7 +100,7 @@ def by_environment(name: str, value: object, info: ValidationInfo) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, SentrySettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )

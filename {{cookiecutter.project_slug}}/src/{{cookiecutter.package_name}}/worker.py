@@ -20,6 +20,7 @@ from .db import Database
 from .messaging.broker import Broker, BrokerUnavailable
 from .messaging.consumer import Consumer
 from .messaging.handlers import handle
+from .observability.error_tracking import error_tracking, reported
 from .observability.logging import setup_logging
 from .observability.tracing import Tracing
 from .ports import refuse_busy_port
@@ -61,14 +62,14 @@ async def run(settings: Settings) -> None:
     broker = Broker(settings)
 {%- if cookiecutter.database != "none" %}
     database = Database(settings)
-    async with tracing.running(), database.running() as sessions:
-        consumer = Consumer(settings, broker, handle, sessions)
+    async with error_tracking(settings), tracing.running(), database.running() as sessions:
+        consumer = Consumer(settings, broker, reported(handle), sessions)
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()
 {%- else %}
-    async with tracing.running():
-        consumer = Consumer(settings, broker, handle)
+    async with error_tracking(settings), tracing.running():
+        consumer = Consumer(settings, broker, reported(handle))
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()
