@@ -1,5 +1,6 @@
 """Each combination bakes, passes its own `make check`, and serves real HTTP."""
 
+import itertools
 import json
 import os
 import re
@@ -62,12 +63,25 @@ def test_the_readme_has_no_angle_bracket_placeholder_in_a_shell_command(baked: B
     assert commands_with_placeholders(readme) == []
 
 
-def settings_fields(baked: Baked) -> set[str]:
-    """The fields of the generated Settings class: the `name: type` lines of its body, read
-    from settings.py (importing it would need the project installed)."""
-    text = (baked.path / "src" / baked.package / "settings.py").read_text()
-    body = re.split(r"\n(?=\S)", text.split("\nclass Settings(", 1)[1], maxsplit=1)[0]
+def class_fields(text: str, name: str) -> set[str]:
+    """The `name: type` lines of class `name`'s body in `text`."""
+    body = re.split(r"\n(?=\S)", text.split(f"\nclass {name}(", 1)[1], maxsplit=1)[0]
     return set(re.findall(r"^    ([a-z_][a-z0-9_]*): ", body, re.MULTILINE))
+
+
+def settings_fields(baked: Baked) -> set[str]:
+    """The fields of the generated Settings class and of its bases defined in the package (a
+    feature's settings, next to its code), read from the source (importing it would need the
+    project installed)."""
+    package = baked.path / "src" / baked.package
+    sources = [path.read_text() for path in package.rglob("*.py")]
+    settings = (package / "settings.py").read_text()
+    fields = class_fields(settings, "Settings")
+    bases = re.findall(r"\w+", settings.split("\nclass Settings(", 1)[1].split(")", 1)[0])
+    for base, text in itertools.product(bases, sources):
+        if f"\nclass {base}(" in text:
+            fields |= class_fields(text, base)
+    return fields
 
 
 def leftover_placeholders(text: str) -> list[str]:
