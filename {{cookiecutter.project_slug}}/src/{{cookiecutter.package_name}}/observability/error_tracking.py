@@ -18,25 +18,21 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import sentry_sdk
 from opentelemetry import trace
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from sentry_sdk.integrations.fastapi import FastApiIntegration
-from sentry_sdk.integrations.logging import LoggingIntegration
-from sentry_sdk.integrations.starlette import StarletteIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-from sentry_sdk.types import Event, Hint
 
 from .. import __version__
 from .request_id import request_id_var
 
 if TYPE_CHECKING:  # settings.py imports this module: its Settings is for the type checker only
+    from sentry_sdk.types import Event, Hint
+
     from ..settings import Settings
 
-# Names whose values are replaced wherever the scrubber looks (headers, extra fields, breadcrumbs):
-# Sentry's list (authorization, cookie, x_api_key, token, password, secret...) and the access
-# log's client address.
-DENYLIST = [*DEFAULT_DENYLIST, "client"]
+# Names whose values are replaced wherever the scrubber looks (headers, extra fields, breadcrumbs)
+# besides Sentry's own list (authorization, cookie, x_api_key, token, password, secret...): the
+# access log's client address.
+DENYLIST = ["client"]
 P = ParamSpec("P")
 
 
@@ -74,7 +70,7 @@ def well_formed_dsn(dsn: str) -> bool:
     )
 
 
-def add_correlation_tags(event: Event, hint: Hint) -> Event:
+def add_correlation_tags(event: "Event", hint: "Hint") -> "Event":
     """before_send: the ids the log lines carry, and no query string (it may hold secrets)."""
     tags = event.setdefault("tags", {})
     if request_id := request_id_var.get():
@@ -90,6 +86,13 @@ def add_correlation_tags(event: Event, hint: Hint) -> Event:
 
 def start(settings: "Settings") -> None:
     """Sentry for this process, when SENTRY_DSN is set."""
+    # Imported here: without a DSN the service does not load sentry-sdk at all (start-up time).
+    import sentry_sdk
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
     answered = set[int]()  # an HTTPException (a 503, a 429) is an answer, not an error
     sentry_sdk.init(
         dsn=settings.sentry_dsn.get_secret_value(),
@@ -99,7 +102,7 @@ def start(settings: "Settings") -> None:
         # send_default_pii left unset: off (setting it is deprecated, for data_collection).
         include_local_variables=False,
         max_request_body_size="never",
-        event_scrubber=EventScrubber(denylist=DENYLIST, recursive=True),
+        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *DENYLIST], recursive=True),
         before_send=add_correlation_tags,
         auto_enabling_integrations=False,  # no patching of libraries this list does not name
         integrations=[
@@ -127,6 +130,8 @@ async def error_tracking(settings: "Settings") -> AsyncIterator[None]:
 
 def stop() -> None:
     """Sends what is queued, then leaves the process without Sentry."""
+    import sentry_sdk
+
     sentry_sdk.get_client().close()
     sentry_sdk.get_global_scope().set_client(None)
 
@@ -152,6 +157,8 @@ def reported(
         try:
             await handler(event, *args, **kwargs)
         except Exception as error:
+            import sentry_sdk  # loaded already when a DSN is set; a no-op without one
+
             sentry_sdk.capture_exception(error, tags={"message_id": event.id, "event": event.type})
             raise
 
