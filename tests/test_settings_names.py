@@ -1,7 +1,8 @@
 """The environment variable names are the baked service's public interface: in every combination,
 the bake's .env.example and the fields its Settings class reads name exactly the variables of
 the fixture (tests/fixtures/env_example/<combination>.env.example, each a bake's .env.example
-from before the settings were split per feature), with the same values.
+from before the settings were split per feature, plus each setting added since, on purpose),
+with the same values: a renamed variable or a changed default fails here.
 
 Cheap: cookiecutter only, no install; the Settings class is read from its source.
 """

@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 {%- endif %}
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 {%- if cookiecutter.database != "none" %}
 from sqlalchemy import func, select
 {%- endif %}
@@ -48,7 +48,7 @@ from {{ cookiecutter.package_name }}.messaging.broker import (
     retry_queue,
 )
 from {{ cookiecutter.package_name }}.messaging.consumer import Consumer
-from {{ cookiecutter.package_name }}.messaging.dedup import Deduplicator
+from {{ cookiecutter.package_name }}.messaging.dedup import Deduplicator, Handler
 from {{ cookiecutter.package_name }}.messaging.events import (
     ATTEMPT_HEADER,
     CREATED_HEADER,
@@ -66,6 +66,7 @@ from {{ cookiecutter.package_name }}.messaging.outbox import (
 {%- else %}
 from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
 {%- endif %}
+from {{ cookiecutter.package_name }}.observability.error_tracking import reported, start, stop
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import LogLines, production_settings
@@ -73,6 +74,7 @@ from .conftest import LogLines, production_settings
 from .conftest import TEST_BROKER_URL, Server
 {%- endif %}
 from .fake_broker import FakeBroker
+from .sentry_sink import serving
 {%- if cookiecutter.database != "none" %}
 from .conftest import run_async
 {%- endif %}
@@ -187,7 +189,7 @@ class Handled:
 
 def consume(
     settings: Settings,
-    handler: Handled,
+    handler: Handler,
     *deliveries: AbstractIncomingMessage,
     at_once: bool = False,
 ) -> FakeBroker:
@@ -210,7 +212,7 @@ def consume(
 
 
 def consume(
-    settings: Settings, handler: Handled, *deliveries: AbstractIncomingMessage
+    settings: Settings, handler: Handler, *deliveries: AbstractIncomingMessage
 ) -> FakeBroker:
     """Runs one consumer on `deliveries`, one after the other; returns the broker it used."""
     broker = FakeBroker()
@@ -280,6 +282,24 @@ def test_a_failing_handler_sends_the_message_to_wait_then_to_the_dead_letter_que
     assert handler.ids == []
     # The worker's /metrics (WORKER_METRICS_PORT) shows it: deploy/prometheus/alerts.yml.
     assert sample("messaging_dead_lettered_total", event="article.created") == dead_before + 1
+
+
+def test_a_failing_handler_is_reported_once_with_the_message_id_and_trace_id(
+    settings: Settings,
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    failing = reported(Handled(failing=frozenset({"bad"})))
+    with serving() as sink:
+        start(settings.model_copy(update={"sentry_dsn": SecretStr(sink.dsn)}))
+        try:
+            message = delivery(message_id="bad", headers={"traceparent": traceparent})
+            consume(settings, failing, message)
+        finally:
+            stop()
+    [event] = sink.events()
+    assert (event["tags"]["message_id"], event["tags"]["trace_id"]) == ("bad", trace_id)
+    assert event["exception"]["values"][-1]["value"] == "the handler failed"
 
 
 def test_a_message_without_an_id_or_json_goes_to_the_dead_letter_queue_at_once(

@@ -26,6 +26,7 @@ from .api import {{ routers | join(", ") }}
 {%- endif %}
 from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
 from .health import HealthChecks
+from .observability.error_tracking import error_tracking
 from .observability.logging import setup_logging
 from .observability.metrics import METRICS_PATH, metrics_auth, worker_metrics
 from .observability.middleware import ObservabilityMiddleware
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "starting", extra={"environment": settings.environment, "version": __version__}
         )
         async with (
+            error_tracking(settings),  # first: what fails after it is reported
             tracing.running(),
             rate_limits.running(),
             worker_metrics(settings),

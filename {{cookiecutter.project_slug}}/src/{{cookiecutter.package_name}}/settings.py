@@ -45,6 +45,7 @@ from .examples_settings import ExamplesSettings
 from .realtime_settings import RealtimeSettings
 {%- set _ = features.append("RealtimeSettings") %}
 {%- endif %}
+from .observability.error_tracking import SentrySettings
 from .settings_group import ENV_PREFIX as ENV_PREFIX  # re-exported: imported from here
 from .settings_group import REFUSED, RateLimit, SettingsGroup, variable
 
@@ -211,6 +212,7 @@ class Settings(
 {%- for feature in features %}
     {{ feature }},
 {%- endfor %}
+    SentrySettings,
     ServiceSettings,
     BaseSettings,
 ):

@@ -21,6 +21,7 @@ from .messaging.broker import Broker, BrokerUnavailable
 from .messaging.consumer import Consumer
 from .messaging.dedup import Deduplicator
 from .messaging.handlers import handle
+from .observability.error_tracking import error_tracking, reported
 from .observability.logging import setup_logging
 from .observability.tracing import Tracing
 from .ports import refuse_busy_port
@@ -62,14 +63,14 @@ async def run(settings: Settings) -> None:
     broker = Broker(settings)
 {%- if cookiecutter.database != "none" %}
     database = Database(settings)
-    async with tracing.running(), database.running() as sessions:
-        consumer = Consumer(settings, broker, Deduplicator(handle, sessions))
+    async with error_tracking(settings), tracing.running(), database.running() as sessions:
+        consumer = Consumer(settings, broker, Deduplicator(reported(handle), sessions))
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()
 {%- else %}
-    async with tracing.running():
-        consumer = Consumer(settings, broker, Deduplicator(handle))
+    async with error_tracking(settings), tracing.running():
+        consumer = Consumer(settings, broker, Deduplicator(reported(handle)))
         await consume(settings, consumer, stop)
         await consumer.drain()
         await broker.close()

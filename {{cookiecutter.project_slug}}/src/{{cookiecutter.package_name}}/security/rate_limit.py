@@ -168,7 +168,8 @@ class RateLimits:
     def storage_failed(self, error: Exception) -> None:
         if not self.down:
             action = "counting in memory" if self.settings.rate_limit_fail_open else "503"
-            logger.error("rate-limit storage unreachable (%s): %s", type(error).__name__, action)
+            # A dependency down: expected now and then, a warning (an error pages someone).
+            logger.warning("rate-limit storage unreachable (%s): %s", type(error).__name__, action)
         self.down = True
         self.retry_at = time.monotonic() + RETRY_SECONDS
 
