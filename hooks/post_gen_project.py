@@ -156,6 +156,7 @@ def remove_database() -> None:
     remove_paths(
         PACKAGE_DIR / "db.py",
         PACKAGE_DIR / "db_settings.py",
+        PACKAGE_DIR / "db_errors.py",
         PACKAGE_DIR / "schema.py",
         PACKAGE_DIR / "models.py",
         PACKAGE_DIR / "domain" / "article_rows.py",

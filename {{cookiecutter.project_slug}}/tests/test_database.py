@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from {{ cookiecutter.package_name }}.db import (
-    DATABASE_ERRORS,
     Database,
     DatabaseUnavailable,
     SessionDep,
@@ -32,6 +31,7 @@ from {{ cookiecutter.package_name }}.db import (
     database_url,
     unavailable,
 )
+from {{ cookiecutter.package_name }}.db_errors import DATABASE_ERRORS
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.observability.tracing import Tracing
 from {{ cookiecutter.package_name }}.schema import migrations

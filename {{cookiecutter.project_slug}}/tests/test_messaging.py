@@ -58,11 +58,8 @@ from {{ cookiecutter.package_name }}.messaging.events import (
 )
 from {{ cookiecutter.package_name }}.messaging.handlers import handle
 {%- if cookiecutter.database != "none" %}
-from {{ cookiecutter.package_name }}.messaging.outbox import (
-    OutboxRow,
-    ProcessedMessage,
-    Relay,
-)
+from {{ cookiecutter.package_name }}.messaging.dedup import ProcessedMessage
+from {{ cookiecutter.package_name }}.messaging.outbox import OutboxRow, Relay
 {%- else %}
 from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
 {%- endif %}

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from opentelemetry import trace
@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from .errors import Problem, ProblemResponse, problem
 from .schema import SchemaBehind, check_migrations, missing_migrations
 from .db_settings import DEVELOPMENT_DATABASE_URL
 from .settings import Settings
@@ -299,40 +298,3 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit happens before the response is sent, so a failed commit is
 # the client's error response, not a success it already received.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-
-async def database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
-    logger.warning("database unavailable: %s", cast(DatabaseUnavailable, exc))
-    return problem(
-        request,
-        503,
-        "The database is unavailable; try again later.",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
-
-
-async def schema_behind(request: Request, exc: Exception) -> ProblemResponse:
-    """What is missing and what fixes it: no host, no secret, fit for the client too."""
-    logger.warning("database schema behind: %s", exc)
-    return problem(request, 503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-async def database_error(request: Request, error: Exception) -> ProblemResponse:
-    """Any other database error: a bug or a schema out of step, logged with the driver's own
-    error and code; the client gets the usual 500."""
-    logger.error("database error on %s: %s", request.url.path, described(error), exc_info=error)
-    return problem(request, 500, "The server could not handle the request.")
-
-
-# For FastAPI(exception_handlers=...), beside the app's own.
-DATABASE_ERRORS: dict[Any, Any] = {
-    DatabaseUnavailable: database_unavailable,
-    SchemaBehind: schema_behind,
-    exc.DBAPIError: database_error,
-}
-DATABASE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    503: {
-        "model": Problem,
-        "description": "The database is unavailable, or not migrated yet; see Retry-After",
-    },
-}

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .db import DATABASE_ERRORS, Database
+from .db import Database
+from .db_errors import DATABASE_ERRORS
 from .health import register_check
 from .settings import Settings
 

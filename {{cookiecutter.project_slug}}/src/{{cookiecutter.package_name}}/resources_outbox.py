@@ -11,7 +11,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .db import DATABASE_ERRORS, Database
+from .db import Database
+from .db_errors import DATABASE_ERRORS
 from .health import register_check
 from .messaging.broker import Broker
 from .messaging.outbox import Relay

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 
-from ..db import DATABASE_RESPONSES, SessionDep
+from ..db import SessionDep
+from ..db_errors import DATABASE_RESPONSES
 from .article_rows import SqlArticleRepository
 from .articles import ArticleRepository
 

@@ -19,7 +19,7 @@ measured on every pass, failed or not (alerts.yml).
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -38,7 +38,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,11 +73,6 @@ OLDEST_AGE = Gauge(
     "Age in seconds of the oldest outbox event not published yet (0: none waits).",
     multiprocess_mode="livemax",
 )
-# The worker's claim on a message id, in the dialect's own INSERT ... ON CONFLICT DO NOTHING.
-INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
 
 
 def now() -> datetime:
@@ -95,28 +89,6 @@ class OutboxRow(Base):
     headers: Mapped[dict[str, str]] = mapped_column(JSON)  # the trace context
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
-
-
-class ProcessedMessage(Base):
-    """A message the worker has handled: its id, committed with the handler's own changes."""
-
-    __tablename__ = "processed_messages"
-
-    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
-
-
-async def claim(session: AsyncSession, message_id: str) -> bool:
-    """Records `message_id` as processed in the session's transaction; False if another one
-    has. Two transactions cannot both claim an id: the second one's insert waits for the first
-    to end, then finds the id taken (False) or, if the first rolled back, claims it (True)."""
-    insert = INSERTS[session.get_bind().dialect.name](ProcessedMessage)
-    claimed = await session.scalar(
-        insert.values(message_id=message_id, processed_at=now())
-        .on_conflict_do_nothing(index_elements=[ProcessedMessage.message_id])
-        .returning(ProcessedMessage.message_id)
-    )
-    return claimed is not None
 
 
 def error_name(error: BaseException) -> str:
