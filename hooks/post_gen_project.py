@@ -4,6 +4,7 @@ next steps.
 One remove_<feature>() per option, called from a flat main(); no network.
 """
 
+import json
 import os
 import shlex
 import shutil
@@ -14,6 +15,8 @@ PACKAGE_DIR = Path("src") / "{{ cookiecutter.package_name }}"
 DOCS = Path("docs")  # one page per feature, removed with it
 DASHBOARDS = Path("deploy") / "grafana" / "dashboards"
 COMMIT_YOURSELF = "git init && git add --all && git commit -m 'Bake from fastapi-service-template'"
+# Options added after a release: that release, and the value that keeps what its bakes did.
+NEW_OPTIONS = {"database": ("0.2.0", "none"), "messaging": ("0.2.0", "none")}
 
 
 def remove_paths(*paths: Path) -> None:
@@ -279,6 +282,25 @@ def print_next_steps(repository: str, project: str) -> None:
     )
 
 
+def new_options_notice(given: dict[str, str]) -> str:
+    """What a project updated from an earlier release gets for the options it never answered.
+
+    cruft passes only the recorded public answers, so an option the project lacks takes its
+    default here, and this render cannot tell an update from a new bake: it says so for both.
+    """
+    lines = ["NOTICE to a project updated from an earlier release: options it never answered"]
+    keep = {}
+    for option, (after, before) in NEW_OPTIONS.items():
+        lines.append(f"  {option}={given[option]} (new after {after}; its bakes were {before})")
+        if given[option] != before:
+            keep[option] = before
+    if keep:
+        update = "cruft update --variables-to-update " + shlex.quote(json.dumps(keep))
+        lines.append(f"To keep the previous behaviour, update with: {update}")
+    lines.append("What changes and what to do: the template's CHANGELOG.md, Upgrading.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     choose_article_store("{{ cookiecutter.database }}")
     choose_article_events("{{ cookiecutter.messaging }}", "{{ cookiecutter.database }}")
@@ -318,9 +340,14 @@ def main() -> None:
     # cruft (which records the template's _commit) also renders the template into temporary
     # folders that it compares file by file: a .git there would be compared too.
     # This hook runs in the project's folder; the user stands where cookiecutter was started.
-    project = path_from(Path.cwd(), Path({{ started_in | tojson }}))
+    # cruft update renders the previous release first, in the same process: its
+    # local_extensions (imported once, without started_in) then serves this render too.
+    project = path_from(Path.cwd(), Path({{ started_in | default("..") | tojson }}))
     if "{{ cookiecutter._commit is defined }}" == "True":
         print_next_steps(f"cruft records the template in .cruft.json; {COMMIT_YOURSELF}", project)
+        given = {"database": "{{ cookiecutter.database }}"}
+        given["messaging"] = "{{ cookiecutter.messaging }}"
+        print(new_options_notice(given))
     else:
         print_next_steps(
             start_git_repository(

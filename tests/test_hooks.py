@@ -577,3 +577,16 @@ def test_post_gen_keeps_the_access_module_without_the_examples(
     monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
     post_gen.remove_examples()
     assert [p.name for p in security.iterdir()] == ["access.py"]
+
+
+def test_the_new_options_notice_names_each_value_and_the_command_keeping_the_old() -> None:
+    notice = post_gen.new_options_notice({"database": "postgresql", "messaging": "none"})
+    assert "  database=postgresql (new after 0.2.0; its bakes were none)" in notice
+    assert "  messaging=none (new after 0.2.0; its bakes were none)" in notice
+    keep = notice.split("update with: ")[1].splitlines()[0]
+    assert shlex.split(keep) == [
+        "cruft", "update", "--variables-to-update", json.dumps({"database": "none"})
+    ]
+    assert "CHANGELOG.md, Upgrading" in notice
+    as_before = post_gen.new_options_notice({"database": "none", "messaging": "none"})
+    assert "messaging=none" in as_before and "--variables-to-update" not in as_before

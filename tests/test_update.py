@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import TEMPLATE, run
-from .resource import add_a_resource, refused_without_a_model_change, serves_invoices
 from .test_template import tool
 
 SETTINGS = Path("{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/settings.py")
@@ -82,31 +81,6 @@ def test_the_project_records_its_answers_without_local_paths(
     others = {k: v for k, v in answers.items() if k != "_template"}
     assert str(tmp_path) not in json.dumps(others)
     assert "_output_dir" not in answers and "_repo_dir" not in answers
-
-
-def test_cruft_update_brings_a_template_change_and_the_project_still_passes(
-    project: Path, template: Path
-) -> None:
-    """Then the README's "Adding a resource", followed as written, passes make check and serves."""
-    assert cruft(project, "check").returncode == 0
-    change_template(template, "2.5")
-    out_of_date = cruft(project, "check")
-    assert out_of_date.returncode != 0
-    assert "out of date" in out_of_date.stdout
-    updated = cruft(project, "update", "--skip-apply-ask")
-    assert updated.returncode == 0, updated.stdout + updated.stderr
-    assert "conflict" not in updated.stdout.lower()
-    settings = (project / "src" / "my_service" / "settings.py").read_text()
-    assert "Field(default=2.5," in settings
-    assert (project / "docs" / "runbook.md").read_text() == "# Runbook for My Service\n"
-    assert cruft(project, "check").returncode == 0
-    run(["make", "install"], project)
-    refused = refused_without_a_model_change(project, "my_service")
-    assert refused.count("no model changes found") == 1, refused
-    where = "src/my_service/domain/"
-    assert f"FAILED: no model changes found: is the model's module under {where}?" in refused
-    add_a_resource(project, "my_service")  # the README's steps, make check last
-    serves_invoices(project, "my_service")
 
 
 def test_a_conflicting_local_edit_is_reported_and_kept(project: Path, template: Path) -> None:
