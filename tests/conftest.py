@@ -2,6 +2,7 @@
 visible to uv, and helpers to run commands in a baked project."""
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -39,6 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
         installed = sorted((v for v in versions if v[:1].isdigit()), reverse=True)
         if installed:
             os.environ["PYENV_VERSION"] = ":".join(installed)
+
+
+def bake_module(baked: "Baked", relative: str) -> ModuleType:
+    """A module of the bake's own (its tests' fake upstream, its Sentry sink), loaded from its
+    file: the template's tests drive the same helpers the bake's tests use."""
+    path = baked.path / relative
+    name = f"{path.stem}_{id(baked)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(

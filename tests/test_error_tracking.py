@@ -2,7 +2,6 @@
 bake's tests/sentry_sink.py) as one event with the request's ids and no credential; a 404 sends
 nothing."""
 
-import importlib.util
 import shutil
 import sqlite3
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from .combinations import COMBINATIONS, first_with_examples
-from .conftest import Baked
+from .conftest import Baked, bake_module
 from .served import otlp_receiver, running
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -25,12 +24,7 @@ SECRETS = {
 
 
 def load_sink(baked: Baked) -> ModuleType:
-    path = baked.path / "tests" / "sentry_sink.py"
-    spec = importlib.util.spec_from_file_location(f"sentry_sink_{id(baked)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bake_module(baked, "tests/sentry_sink.py")
 
 
 def broken_database(baked: Baked, tmp_path: Path) -> str:

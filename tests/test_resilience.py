@@ -5,7 +5,6 @@ The fake upstream is the baked project's own test helper (tests/upstream.py, std
 """
 
 import asyncio
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from .combinations import COMBINATIONS, first_with_examples
-from .conftest import Baked
+from .conftest import Baked, bake_module
 from .redis_server import Redis, stop
 from .served import Service, free_port, running
 from .test_observability import PARENT_ID, TRACE_ID, receiver  # noqa: F401 (a fixture)
@@ -26,12 +25,7 @@ URL = "/api/v1/characters"
 
 
 def load_fake_upstream(baked: Baked) -> ModuleType:
-    path = baked.path / "tests" / "upstream.py"
-    spec = importlib.util.spec_from_file_location(f"fake_upstream_{id(baked)}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bake_module(baked, "tests/upstream.py")
 
 
 def character(path: str) -> dict[str, Any]:
