@@ -80,7 +80,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clone = tmp_path_factory.mktemp("upgrade") / "template"
     run(["git", "clone", "--quiet", "--no-checkout", str(TEMPLATE), str(clone)], TEMPLATE)
     shutil.copytree(TEMPLATE, clone, ignore=IGNORED, dirs_exist_ok=True)
-    commit_all(clone, "the working tree")
+    git(clone, "add", "--all")  # a clean checkout (CI's) adds nothing: the commit is empty
+    git(clone, "commit", "--quiet", "--allow-empty", "--message", "the working tree")
     return clone
 
 
