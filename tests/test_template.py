@@ -139,6 +139,18 @@ def test_no_python_file_holds_more_jinja_branches_than_its_ceiling() -> None:
         if count > BRANCH_CEILINGS.get(name, 0)
     }
     assert not over, f"Jinja if/elif blocks past the ceiling (make the option a file): {over}"
+    assert sum(counts.values()) <= 50, f"{sum(counts.values())} Jinja if/elif blocks under src/"
+
+
+def test_every_source_file_fits_three_hundred_lines() -> None:
+    """A file a reader takes in at once: the service's Python under src/, template lines
+    included (a bake has fewer)."""
+    long = {
+        path.relative_to(PACKAGE).as_posix(): lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > 300
+    }
+    assert not long, f"split these by responsibility: {long}"
 
 
 def test_make_test_installs_its_servers_or_names_what_to_install(tmp_path: Path) -> None:
