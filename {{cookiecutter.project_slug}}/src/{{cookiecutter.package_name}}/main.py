@@ -77,7 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(ObservabilityMiddleware, tracing=tracing, settings=settings),
             Middleware(EdgeMiddleware, settings=settings),  # Host, body size, security headers
             *cors_middleware(settings),  # only when CORS_ORIGINS lists origins
-            Middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_bytes),
+            Middleware(
+                GZipMiddleware,
+                minimum_size=settings.gzip_minimum_bytes,
+                # Checked against every response: only what this API sends and must not
+                # compress (an event stream would be held back). Add a type here if a
+                # route serves already-compressed files (images, archives).
+                exclude_content_types=("text/event-stream",),
+            ),
         ],
         dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
         exception_handlers={

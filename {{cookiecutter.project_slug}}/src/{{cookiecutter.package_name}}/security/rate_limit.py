@@ -196,14 +196,16 @@ async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-async def default_rate_limit(
-    connection: HTTPConnection, response: Response, limits: RateLimitsDep
-) -> None:
+async def default_rate_limit(connection: HTTPConnection, response: Response) -> None:
     """RATE_LIMIT_DEFAULT per client address, on every HTTP route but health and metrics
-    (WebSocket handshakes are not counted)."""
-    if not limits.enabled or connection.scope["type"] != "http":
-        return
-    if connection.url.path.startswith(EXEMPT_PREFIXES):
+    (WebSocket handshakes are not counted).
+
+    It runs on every request, so it solves as little as it can: the counters straight from
+    the state (what get_rate_limits reads, without a sub-dependency), the path from the scope
+    (without building a URL)."""
+    limits: RateLimits = connection.state.rate_limits
+    scope = connection.scope
+    if not limits.enabled or scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
         return
     await limits.enforce("rate_limit_default", "default", limits.client(connection), response)
 
