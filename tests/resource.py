@@ -31,7 +31,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from ..db import DATABASE_RESPONSES, SessionDep
+from ..db import SessionDep
+from ..db_errors import DATABASE_RESPONSES
 from ..domain.invoice_rows import InvoiceRow
 from ..security.rate_limit import RATE_LIMITED
 from . import API_PREFIX
