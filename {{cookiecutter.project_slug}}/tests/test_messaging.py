@@ -66,7 +66,11 @@ from {{ cookiecutter.package_name }}.messaging.outbox import (
 {%- else %}
 from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
 {%- endif %}
-from {{ cookiecutter.package_name }}.observability.error_tracking import reported, start, stop
+from {{ cookiecutter.package_name }}.observability.error_tracking import (
+    reported,
+    start,
+    stop,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import LogLines, production_settings
