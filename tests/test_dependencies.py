@@ -35,7 +35,7 @@ def has_the_most_optional_dependencies(baked: Baked) -> bool:
     )
 
 
-def is_the_first_lambda_bake(baked: Baked, request: pytest.FixtureRequest) -> bool:
+def is_the_first_lambda_bake(request: pytest.FixtureRequest) -> bool:
     first = next(c for c in COMBINATIONS.values() if c.get("aws_lambda"))
     return bool(request.node.callspec.params["baked"] == first)
 
@@ -102,7 +102,7 @@ def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
 def test_mangum_at_its_lower_bound_passes_the_lambda_checks(
     baked: Baked, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if not is_the_first_lambda_bake(baked, request):
+    if not is_the_first_lambda_bake(request):
         pytest.skip("mangum's lower bound is checked in the first Lambda bake only")
     project = locked_at_the_lower_bounds(baked, tmp_path)
     run(["uv", "run", "pytest", "-q", "tests/test_lambda_handler.py"], project, env=LOWEST)
