@@ -2,8 +2,11 @@
 dependency at its lower bound (`uv lock --resolution lowest-direct`), not only at the newest
 versions (`test_bake.py::test_make_check_passes`).
 
-One bake is enough when it has every optional dependency (jwt: pwdlib, PyJWT, python-multipart;
-redis; lambda: mangum): the other bakes' dependencies are a subset of its."""
+One bake runs it, the one with the most optional dependencies: jwt (pwdlib, PyJWT,
+python-multipart), redis, PostgreSQL (SQLAlchemy, asyncpg, aiosqlite, Alembic), RabbitMQ
+(aio-pika) and realtime (websockets). The others' dependencies are a subset of its, but for
+mangum: Lambda is refused with RabbitMQ, so mangum's bound is checked in the first Lambda bake,
+by that bake's Lambda handler tests and mypy only (a second whole `make check` costs minutes)."""
 
 import re
 import shutil
@@ -14,19 +17,27 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from .combinations import COMBINATIONS
 from .conftest import Baked, run
 
 # Also set for `make check`'s `uv run`s: under the default resolution they would re-lock.
 LOWEST = {"UV_RESOLUTION": "lowest-direct"}
 
 
-def has_every_optional_dependency(baked: Baked) -> bool:
+def has_the_most_optional_dependencies(baked: Baked) -> bool:
     context = baked.context
     return (
         context["auth"] == "jwt"
         and context["rate_limit_storage"] == "redis"
-        and str(context["aws_lambda"]).lower() == "true"
+        and context["database"] == "postgresql"
+        and context["messaging"] == "rabbitmq"
+        and str(context["include_realtime"]).lower() == "true"
     )
+
+
+def is_the_first_lambda_bake(request: pytest.FixtureRequest) -> bool:
+    first = next(c for c in COMBINATIONS.values() if c.get("aws_lambda"))
+    return bool(request.node.callspec.params["baked"] == first)
 
 
 def direct_requirements(project: Path) -> list[Requirement]:
@@ -50,10 +61,8 @@ def locked_versions(project: Path) -> dict[str, Version]:
     }
 
 
-@pytest.mark.bake
-def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
-    if not has_every_optional_dependency(baked):
-        pytest.skip("re-locked at the lower bounds in the bake with jwt, redis and lambda only")
+def locked_at_the_lower_bounds(baked: Baked, tmp_path: Path) -> Path:
+    """A copy of the bake, locked and synced at its direct dependencies' lower bounds."""
     project = tmp_path / baked.path.name
     shutil.copytree(
         baked.path,
@@ -77,5 +86,24 @@ def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
     assert not above, "lower bounds that the lock does not reach:\n" + "\n".join(above)
 
     run(["uv", "sync", "--locked"], project, env=LOWEST)
+    return project
+
+
+@pytest.mark.bake
+def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
+    if not has_the_most_optional_dependencies(baked):
+        pytest.skip("re-locked at the lower bounds in the bake with the most dependencies only")
+    project = locked_at_the_lower_bounds(baked, tmp_path)
     result = run(["make", "check"], project, env=LOWEST)
     assert "Required test coverage of 90" in result.stdout
+
+
+@pytest.mark.bake
+def test_mangum_at_its_lower_bound_passes_the_lambda_checks(
+    baked: Baked, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if not is_the_first_lambda_bake(request):
+        pytest.skip("mangum's lower bound is checked in the first Lambda bake only")
+    project = locked_at_the_lower_bounds(baked, tmp_path)
+    run(["uv", "run", "pytest", "-q", "tests/test_lambda_handler.py"], project, env=LOWEST)
+    run(["uv", "run", "mypy", f"src/{baked.package}/lambda_handler.py"], project, env=LOWEST)

@@ -15,7 +15,11 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }} import __version__
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.observability.error_tracking import reported, start, stop
+from {{ cookiecutter.package_name }}.observability.error_tracking import (
+    reported,
+    start,
+    stop,
+)
 from {{ cookiecutter.package_name }}.resilience.errors import UpstreamUnavailable
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX, Settings, describe
 

@@ -63,7 +63,11 @@ from {{ cookiecutter.package_name }}.messaging.outbox import OutboxRow, Relay
 {%- else %}
 from {{ cookiecutter.package_name }}.messaging.publisher import Publisher, get_events
 {%- endif %}
-from {{ cookiecutter.package_name }}.observability.error_tracking import reported, start, stop
+from {{ cookiecutter.package_name }}.observability.error_tracking import (
+    reported,
+    start,
+    stop,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import LogLines, production_settings
