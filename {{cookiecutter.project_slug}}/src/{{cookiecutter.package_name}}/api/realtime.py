@@ -33,12 +33,14 @@ from . import API_PREFIX
 
 KEEPALIVE_SECONDS = 15.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How long a stop waits for the sockets and streams to close themselves before the server is told.
+DRAIN_SECONDS = 1.0
 
 
 @contextmanager
 def closed_on_stop_signal(broadcaster: Broadcaster) -> Iterator[None]:
     """Close the hub as soon as the process is told to stop: its streams send their last
-    frame and its sockets close with 1001 at once.
+    frame and its sockets close with 1001, then the server is told.
 
     uvicorn runs the lifespan's shutdown only after every connection has ended, and a stream or
     a socket never ends by itself, so closing the hub there would come too late. uvicorn offers
@@ -52,13 +54,27 @@ def closed_on_stop_signal(broadcaster: Broadcaster) -> Iterator[None]:
         return
     loop = asyncio.get_running_loop()
     previous: dict[int, Any] = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    passing_on: set[asyncio.Task[None]] = set()
 
-    def stop(number: int, frame: FrameType | None) -> None:
-        # A signal handler may interrupt the loop anywhere: the hub is closed by the loop.
-        loop.call_soon_threadsafe(broadcaster.close)
+    async def close_then_pass_on(number: int, frame: FrameType | None) -> None:
+        # Told to stop, uvicorn closes the sockets still open with 1012 (restart): let ours
+        # send their 1001 first. A client that does not read holds the stop DRAIN_SECONDS.
+        broadcaster.close()
+        deadline = loop.time() + DRAIN_SECONDS
+        while broadcaster.subscriptions and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         handler = previous[number]
         if callable(handler):
             handler(number, frame)
+
+    def on_loop(number: int, frame: FrameType | None) -> None:
+        task = loop.create_task(close_then_pass_on(number, frame))
+        passing_on.add(task)
+        task.add_done_callback(passing_on.discard)
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        # A signal handler may interrupt the loop anywhere: the rest runs on the loop.
+        loop.call_soon_threadsafe(on_loop, number, frame)
 
     for number in STOP_SIGNALS:
         if callable(previous[number]):  # a server's handler; the default ends the process
