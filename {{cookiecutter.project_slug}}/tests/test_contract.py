@@ -59,12 +59,20 @@ def event_streams(document: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def takes_input(document: dict[str, Any]) -> bool:
+    """Whether any operation has a parameter or a body."""
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    return any(op.get("parameters") or op.get("requestBody") for op in operations)
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_answer_matches_the_document(
     contract_client: TestClient, mode: GenerationMode
 ) -> None:
     client = contract_client
     document = client.get("/openapi.json").json()
+    if mode == GenerationMode.NEGATIVE and not takes_input(document):
+        pytest.skip("no operation takes a parameter or a body to make invalid")
     schema = schemathesis.openapi.from_dict(document)
 
     @given(case=schema.as_strategy(generation_mode=mode))
