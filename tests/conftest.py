@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .combinations import combination_params
+from .combinations import COMBINATIONS, combination_params
 from .rabbitmq import RabbitMQ, rabbitmq  # noqa: F401 (a fixture)
 from .redis_server import redis  # noqa: F401 (a fixture)
 
@@ -53,6 +53,12 @@ def bake_module(baked: "Baked", relative: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def once_in(request: pytest.FixtureRequest, combination: str, why: str) -> None:
+    """Skip unless the test's bake is `combination`: for a check no option changes."""
+    if request.node.callspec.params["baked"] != COMBINATIONS[combination]:
+        pytest.skip(f"runs once, in {combination}: {why}")
 
 
 def run(

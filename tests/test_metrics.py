@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Baked
+from .conftest import Baked, once_in
 from .served import Command, free_port, running
 from .test_observability import requests_total, wait_for
 
@@ -113,7 +113,10 @@ def production(installed: Baked) -> dict[str, str]:
             **installed.production_secrets()}  # fmt: skip
 
 
-def test_uvicorn_workers_without_a_metrics_directory_refuse_to_start(installed: Baked) -> None:
+def test_uvicorn_workers_without_a_metrics_directory_refuse_to_start(
+    installed: Baked, request: pytest.FixtureRequest
+) -> None:
+    once_in(request, "default", "the metrics' set-up is the same whatever the options")
     env = {**os.environ, **production(installed)}
     env.pop(MULTIPROC_DIR, None)
     # A worker pinged while it exits answers nothing until the health check times out: short.

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import Baked, run
+from .conftest import Baked, once_in, run
 from .dashboards import unexported
 from .served import free_port, otlp_receiver, running
 
@@ -150,7 +150,10 @@ def test_the_garbage_collector_is_on_once_the_service_serves(installed: Baked) -
         wait_for(collected, timeout=30)
 
 
-def test_two_workers_count_every_request_exactly(installed: Baked, tmp_path: Path) -> None:
+def test_two_workers_count_every_request_exactly(
+    installed: Baked, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    once_in(request, "default", "the metrics' set-up is the same whatever the options")
     settings = {
         f"{installed.package.upper()}_WORKERS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),

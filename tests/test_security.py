@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Baked
+from .conftest import Baked, once_in
 from .devtools import CHROMIUM, chromium_page
 from .served import Service, running
 from .test_resilience import character, load_fake_upstream
@@ -211,8 +211,11 @@ def test_chromium_renders_the_docs_under_their_csp(
 
 
 def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
-    service: Service, tmp_path: Path
+    service: Service, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    """Against the real server, once: every bake's `make check` runs its contract tests
+    (tests/test_contract.py) in-process, in every combination."""
+    once_in(request, "default", "each bake's make check runs its contract tests")
     result = subprocess.run(
         [
             str(SCHEMATHESIS),

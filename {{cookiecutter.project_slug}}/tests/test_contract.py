@@ -76,7 +76,7 @@ def test_every_answer_matches_the_document(
     schema = schemathesis.openapi.from_dict(document)
 
     @given(case=schema.as_strategy(generation_mode=mode))
-    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
     def answers_as_documented(case: schemathesis.Case[Any]) -> None:
         if (case.method, case.path) in event_streams(document):
             return  # a stream never ends by itself: its own tests read it
