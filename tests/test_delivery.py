@@ -183,7 +183,7 @@ def test_the_workflow_offline_steps_run_green_in_order(
     every_python = request.node.callspec.params["baked"] == COMBINATIONS[EVERY_PYTHON_IN]
     pythons = workflow(installed)["jobs"]["tests"]["strategy"]["matrix"]["python-version"]
     others = [p for p in pythons if p != installed.context["python_version"]]
-    newest = max(others, key=lambda version: tuple(map(int, version.split("."))))
+    newest = max(others, key=lambda version: tuple(map(int, version.split("."))), default="")
     default = json.loads((TEMPLATE / "cookiecutter.json").read_text())["python_version"]
     baked_pythons = {c.get("python_version", default) for c in COMBINATIONS.values()}
     assert set(pythons) <= baked_pythons  # each Python's tests run in some bake's make check
