@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 
 from .combinations import COMBINATIONS, first_with_messaging
 from .conftest import TEMPLATE, Baked, Publisher, run
-from .served import Service, free_port, running
+from .served import Service, free_port, otlp_receiver, running
 from .test_template import tool
 
 PINNED_ACTION = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
@@ -705,17 +705,31 @@ def test_the_lambda_handler_answers_api_gateway_events_and_starts_the_app_once(
         },
         "isBase64Encoded": False,
     }
-    # A fresh process, as a container's cold start, then three invocations in it.
+    http = {**event["requestContext"]["http"], "path": "/no/such/route"}
+    traced = {**event, "rawPath": http["path"], "headers": {"host": "localhost"}}
+    traced["requestContext"] = {"http": http}
+    # A fresh process, as a container's cold start, then three invocations in it, and a traced
+    # one after which the container is frozen for good (the process ends without a flush).
     script = (
-        f"import json, sys; from {installed.package}.lambda_handler import handler\n"
-        "event = json.loads(sys.argv[1])\n"
-        "for _ in range(3): print(json.dumps({'response': handler(event, object())}))"
+        f"import json, os, sys; from {installed.package}.lambda_handler import handler\n"
+        "event, traced = map(json.loads, sys.argv[1:])\n"
+        "for _ in range(3): print(json.dumps({'response': handler(event, object())}))\n"
+        "print(json.dumps({'response': handler(traced, object())}), flush=True)\n"
+        "os._exit(0)"
     )
     python = str(installed.path / ".venv" / "bin" / "python")
-    env = {f"{installed.package.upper()}_LOG_FORMAT": "json"}
-    result = run([python, "-c", script, json.dumps(event)], installed.path, env=env)
+    with otlp_receiver() as (endpoint, spans):
+        env = {
+            f"{installed.package.upper()}_LOG_FORMAT": "json",
+            f"{installed.package.upper()}_TRACE_SAMPLE_RATIO": "1",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",  # only a flush sends them
+        }
+        arguments = [json.dumps(event), json.dumps(traced)]
+        result = run([python, "-c", script, *arguments], installed.path, env=env)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     responses = [line["response"] for line in lines if "response" in line]
-    assert [r["statusCode"] for r in responses] == [200, 200, 200]
-    assert json.loads(responses[-1]["body"]) == {"status": "ok"}
+    assert [r["statusCode"] for r in responses] == [200, 200, 200, 404]
+    assert json.loads(responses[0]["body"]) == {"status": "ok"}
     assert [line.get("message") for line in lines].count("starting") == 1
+    assert [span.name for span in spans] == ["GET"]  # sent before the handler returned

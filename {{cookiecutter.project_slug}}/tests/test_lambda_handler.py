@@ -121,3 +121,34 @@ def test_three_invocations_start_the_app_once() -> None:
     logged = [json.loads(line)["message"] for line in lines if line.startswith("{")]
     assert logged.count("starting") == 1
     assert [line for line in lines if not line.startswith("{")] == ["200", "200", "200"]
+
+
+def test_an_invocation_sends_its_spans_before_it_returns() -> None:
+    """A frozen container may never run again: nothing the invocation traced waits in a buffer.
+
+    In a new process whose span processor would hold spans far longer than the test runs."""
+    script = (
+        "import json, sys\n"
+        "from opentelemetry.sdk.trace.export import BatchSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "from {{ cookiecutter.package_name }}.main import app\n"
+        "spans = InMemorySpanExporter()\n"
+        "held = BatchSpanProcessor(spans, schedule_delay_millis=600_000)\n"
+        "app.state.tracing.extra_processors.append(held)\n"
+        "from {{ cookiecutter.package_name }}.lambda_handler import handler\n"
+        "print(handler(json.loads(sys.argv[1]), None)['statusCode'])\n"
+        "print([span.name for span in spans.get_finished_spans()])\n"
+    )
+    event = json.dumps(http_api_event("/no/such/route"))
+    env = {**os.environ, f"{ENV_PREFIX}TRACE_SAMPLE_RATIO": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, event],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    status, names = result.stdout.splitlines()[-2:]
+    assert status == "404"
+    assert names == "['GET']"

@@ -3,7 +3,8 @@
 The function's handler is `<package>.lambda_handler.handler`; settings come from the function's
 environment variables, as in a container. The app starts once per container, on the cold start
 (its lifespan: the pools, the tracer provider...), and every invocation reuses what it made.
-The lifespan's shutdown never runs: Lambda freezes an idle container and ends it unannounced.
+The lifespan's shutdown never runs: Lambda freezes an idle container and ends it unannounced,
+so each invocation sends its spans and error reports before it returns.
 """
 
 import asyncio
@@ -12,9 +13,11 @@ from typing import Any
 
 from mangum import Mangum
 from mangum.protocols import LifespanCycle
+from mangum.types import LambdaContext, LambdaEvent
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .main import app
+from .observability import error_tracking
 
 # Sent as text, not base64: every media type the service answers with but binary ones.
 TEXT_MIME_TYPES = [
@@ -46,8 +49,18 @@ asyncio.set_event_loop(loop)
 cold_start = LifespanCycle(app, "on")
 running = ExitStack()
 running.enter_context(cold_start)
-handler = Mangum(
+answer = Mangum(
     WithLifespanState(app, cold_start.lifespan_state),
     lifespan="off",
     text_mime_types=TEXT_MIME_TYPES,
 )
+
+
+def handler(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+    """The function's handler: the answer, once what the invocation traced or reported is sent
+    (a frozen container's buffers may never be sent)."""
+    try:
+        return answer(event, context)
+    finally:
+        app.state.tracing.flush()
+        error_tracking.flush()

@@ -128,6 +128,13 @@ async def error_tracking(settings: "Settings") -> AsyncIterator[None]:
         stop()
 
 
+def flush() -> None:
+    """Sends what is queued now, and keeps Sentry on: for a process that may be frozen."""
+    import sentry_sdk
+
+    sentry_sdk.flush()
+
+
 def stop() -> None:
     """Sends what is queued, then leaves the process without Sentry."""
     import sentry_sdk

@@ -127,6 +127,11 @@ class Tracing:
         self.provider, self.sampler = provider, provider.sampler
         self.tracer = provider.get_tracer(__name__, __version__)
 
+    def flush(self) -> None:
+        """Exports what is buffered now: for a process that may be frozen between requests."""
+        if self.provider is not None:
+            self.provider.force_flush()
+
     def shutdown(self) -> None:
         """In the lifespan shutdown: exports what is buffered (atexit never runs under uvicorn)."""
         if self.provider is not None:
