@@ -53,7 +53,8 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with that id"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
-ETAG_HEADER = {"ETag": {"description": "The article's version", "schema": {"type": "string"}}}
+ETAG_SCHEMA = {"type": "string", "maxLength": 20}  # a version's digits, quoted
+ETAG_HEADER = {"ETag": {"description": "The article's version", "schema": ETAG_SCHEMA}}
 LOCATION = {"Location": {"description": "The new article's path", "schema": {"type": "string"}}}
 NOT_MODIFIED: Responses = {
     304: {"description": "If-None-Match names the current ETag: no body", "headers": ETAG_HEADER}

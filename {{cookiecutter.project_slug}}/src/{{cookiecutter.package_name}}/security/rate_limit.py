@@ -188,9 +188,9 @@ class RateLimits:
             record_rate_limited(bucket)
             detail = f"Rate limit of {item} exceeded; retry in {verdict.retry_after()} s."
             raise HTTPException(429, detail, headers=verdict.headers())
-        # A later, stricter limit's replace these.
-        response.headers.update(verdict.headers())
-        connection.state.rate_limit_headers = verdict.headers()
+        headers = verdict.headers()
+        response.headers.update(headers)  # a later, stricter limit's replace these
+        connection.state.rate_limit_headers = headers
 
 
 async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
