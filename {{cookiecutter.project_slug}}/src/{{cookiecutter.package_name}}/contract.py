@@ -44,7 +44,8 @@ EVERY_ANSWER = {
         {"type": "string", "maxLength": 128},
     ),
     "Access-Control-Allow-Origin": header(
-        "The caller's Origin, when CORS_ORIGINS lists it; absent otherwise",
+        "The caller's Origin, when CORS_ORIGINS lists it (not on an answer of the edge, which"
+        " comes first: a Host not allowed, a body over MAX_BODY_BYTES)",
         {"type": "string", "maxLength": 2048},
     ),
 }
