@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SPECTRAL := tests/node_modules/.bin/spectral
 DEMO := build/demo
 PORT ?= 8000
 # pyenv's shims answer only for its active versions: let uv see every installed Python.
@@ -24,10 +25,14 @@ demo: $(BIN)/cookiecutter ## Bake the default service into build/demo and serve 
 	@echo "Serving on http://127.0.0.1:$(PORT) (docs: /docs); Ctrl-C stops it."
 	cd $(DEMO)/my-service && MY_SERVICE_PORT=$(PORT) .venv/bin/python -m my_service
 
+$(SPECTRAL): tests/package.json tests/package-lock.json | servers
+	npm ci --prefix tests --no-audit --no-fund
+	touch $@
+
 servers: ## Install the servers the self-tests start (apt-get on Debian/Ubuntu; elsewhere it says what)
 	tests/install-servers
 
-test: $(BIN)/cookiecutter servers ## The whole self-test suite: hooks, then every combination
+test: $(BIN)/cookiecutter servers $(SPECTRAL) ## The whole self-test suite: hooks, then every combination
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=30
 
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
@@ -54,4 +59,4 @@ bench-messaging: $(BIN)/cookiecutter ## The outbox's cost per write, events/s an
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/messaging.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build .cache .pytest_cache
+	rm -rf $(VENV) build .cache .pytest_cache tests/node_modules

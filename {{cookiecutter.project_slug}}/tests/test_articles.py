@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 {%- endif %}
 
+from {{ cookiecutter.package_name }}.api.articles import ETAGS_MAX_LENGTH
 from {{ cookiecutter.package_name }}.domain.article_store import get_articles
 {%- if cookiecutter.database != "none" %}
 from {{ cookiecutter.package_name }}.domain.article_rows import (
@@ -53,6 +54,7 @@ from .fake_broker import FakeBroker
 {%- endif %}
 
 URL = "/api/v1/articles"
+ITEM = URL + "/{article_id}"  # the path in the OpenAPI document
 
 
 def create(client: TestClient, **fields: Any) -> dict[str, Any]:
@@ -336,3 +338,47 @@ def test_the_real_server_creates_and_lists_articles(server: Server) -> None:
     assert created.status_code == 201
     listed = httpx2.get(f"{server.url}{URL}").json()
     assert {"id": created.json()["id"], "name": "Served", "price": 1.5, "in_stock": True} in listed
+
+
+def test_an_if_match_longer_than_its_documented_bound_is_a_422(client: TestClient) -> None:
+    url = f"{URL}/{create(client, name='Kettle')['id']}"
+    bounds = {
+        (method, p["name"]): p["schema"]["anyOf"][0]["maxLength"]
+        for method, operation in client.get("/openapi.json").json()["paths"][ITEM].items()
+        for p in operation["parameters"]
+        if p["name"] in ("if-match", "if-none-match")
+    }
+    assert set(bounds.values()) == {ETAGS_MAX_LENGTH}
+    assert set(bounds) == {("get", "if-none-match"), ("put", "if-match"), ("delete", "if-match")}
+    at_most = ", ".join(['"1"'] * (ETAGS_MAX_LENGTH // 5))[:ETAGS_MAX_LENGTH]
+    too_long = ", ".join(['"1"'] * (ETAGS_MAX_LENGTH // 4))
+    assert client.get(url, headers={"If-None-Match": at_most}).status_code == 304
+    refused = client.get(url, headers={"If-None-Match": too_long})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["loc"] == ["header", "if-none-match"]
+    body = {"name": "Kettle", "price": 4}
+    assert client.put(url, json=body, headers={"If-Match": too_long}).status_code == 422
+    assert client.delete(url, headers={"If-Match": too_long}).status_code == 422
+    assert client.put(url, json=body, headers={"If-Match": at_most}).status_code == 200
+
+
+def test_the_etag_and_location_sent_are_documented(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    item = paths[ITEM]
+    documented = {
+        "201": set(paths[URL]["post"]["responses"]["201"]["headers"]),
+        "200": set(item["get"]["responses"]["200"]["headers"]),
+        "304": set(item["get"]["responses"]["304"]["headers"]),
+        "put 200": set(item["put"]["responses"]["200"]["headers"]),
+    }
+    created = client.post(URL, json={"name": "Teapot", "price": 3})
+    path = created.headers["location"]
+    sent = {
+        "201": created,
+        "200": client.get(path),
+        "304": client.get(path, headers={"If-None-Match": "*"}),
+        "put 200": client.put(path, json={"name": "Teapot", "price": 4}),
+    }
+    for answer, response in sent.items():
+        assert "ETag" in documented[answer] and "etag" in response.headers, answer
+    assert "Location" in documented["201"]

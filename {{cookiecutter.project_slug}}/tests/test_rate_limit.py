@@ -2,7 +2,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field, ValidationError
@@ -127,7 +127,7 @@ def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestCli
     paths = limited.get("/openapi.json").json()["paths"]
     too_many = paths["/write"]["post"]["responses"]["429"]
     assert list(too_many["content"]) == ["application/problem+json"]
-    assert set(too_many["headers"]) == {
+    assert set(too_many["headers"]) >= {
         "Retry-After",
         "X-RateLimit-Limit",
         "X-RateLimit-Remaining",
@@ -257,3 +257,29 @@ def test_several_workers_with_memory_counters_are_warned_about(
     with TestClient(app):
         pass
     assert "rate limits are per worker: 2 workers" in capsys.readouterr().out
+
+
+def test_every_limited_answer_documents_the_rate_limit_headers_it_sends() -> None:
+    app = build(rate_limit_default="10/minute")
+
+    @app.get("/missing", responses={404: {"description": "Never found"}})
+    async def missing() -> None:
+        raise HTTPException(404, "Nothing here")
+
+    with TestClient(app) as client:
+        document = client.get("/openapi.json").json()
+        answers = {
+            ("/items/{item_id}", "200"): client.get("/items/1"),
+            ("/items/{item_id}", "422"): client.get("/items/one"),  # counted, then refused
+            ("/missing", "404"): client.get("/missing"),
+        }
+    for (path, status), response in answers.items():
+        assert str(response.status_code) == status
+        declared = document["paths"][path]["get"]["responses"][status]["headers"]
+        for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+            assert name in declared, (path, status, name)
+            assert name.lower() in response.headers, (path, status, name)
+    limited = document["paths"]["/items/{item_id}"]["get"]["responses"]["429"]["headers"]
+    assert "Retry-After" in limited
+    for status, answer in document["paths"]["/health/live"]["get"]["responses"].items():
+        assert "X-RateLimit-Limit" not in answer.get("headers", {}), status  # never limited

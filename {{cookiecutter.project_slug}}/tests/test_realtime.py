@@ -335,8 +335,9 @@ def test_a_message_over_the_size_bound_closes_the_socket_with_1009() -> None:
             socket.send_text("\u00e9" * 5)  # 5 characters, 10 bytes in UTF-8
             assert closing_code(socket) == 1009
         too_large = client.post(MESSAGES, json={"text": "\u00e9" * 5})
-    assert too_large.status_code == 413
+    assert too_large.status_code == 422
     assert too_large.headers["content-type"] == "application/problem+json"
+    assert too_large.json()["errors"][0]["loc"] == ["body", "text"]
 
 
 def test_a_flood_of_messages_closes_the_offender_not_the_service() -> None:
@@ -542,3 +543,17 @@ def test_a_browser_offers_its_token_as_a_subprotocol() -> None:
             socket.send_text("from a page")
             assert socket.receive_json()["text"] == "from a page"
 {%- endif %}
+
+
+def test_a_message_longer_than_its_documented_max_length_is_a_422() -> None:
+    with serving(realtime_max_message_bytes=40) as client:
+        document = client.get("/openapi.json").json()
+        text = document["components"]["schemas"]["MessageIn"]["properties"]["text"]
+        assert text["maxLength"] == 40
+        assert client.post(MESSAGES, json={"text": "a" * 40}).status_code == 202
+        refused = client.post(MESSAGES, json={"text": "a" * 41})
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["loc"] == ["body", "text"]
+        assert "422" in document["paths"][MESSAGES]["post"]["responses"]
+        # Bytes are what is bounded: fewer characters than maxLength may still be too many.
+        assert client.post(MESSAGES, json={"text": "\u00f1" * 21}).status_code == 422

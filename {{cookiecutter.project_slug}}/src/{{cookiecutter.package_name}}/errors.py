@@ -6,12 +6,11 @@ without Content-Type: application/json is a 415 that says so. Unhandled exceptio
 
 import logging
 from http import HTTPStatus
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -62,6 +61,8 @@ def problem(
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> ProblemResponse:
+    # The rate limits' headers, when a limit counted the request before it failed.
+    headers = {**getattr(request.state, "rate_limit_headers", {}), **(headers or {})}
     body = Problem(
         title=status_title(status),
         status=status,
@@ -174,26 +175,3 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(unused, None)
     return schema
-
-
-def problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The app's OpenAPI document with problem bodies, built once (FastAPI's "Extending
-    OpenAPI" recipe): `app.openapi = problem_openapi(app)`."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = document_problems(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    openapi_version=app.openapi_version,
-                    summary=app.summary,
-                    description=app.description,
-                    routes=app.routes,
-                    tags=app.openapi_tags,
-                    servers=app.servers,
-                )
-            )
-        return app.openapi_schema
-
-    return openapi

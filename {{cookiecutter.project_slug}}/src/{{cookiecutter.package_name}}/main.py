@@ -24,7 +24,8 @@ from . import __version__, health
 {%- if routers %}
 from .api import {{ routers | join(", ") }}
 {%- endif %}
-from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES, problem_openapi
+from .contract import contract_openapi
+from .errors import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from .health import HealthChecks
 from .observability.error_tracking import error_tracking
 from .observability.logging import setup_logging
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.health_checks = HealthChecks(
         settings.readiness_timeout_seconds, settings.readiness_cache_seconds
     )
-    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = contract_openapi(app)  # type: ignore[method-assign]
     app.include_router(health.router)
     app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
 {%- if cookiecutter.include_examples %}

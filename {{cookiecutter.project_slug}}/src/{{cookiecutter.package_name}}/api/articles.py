@@ -31,11 +31,20 @@ from . import API_PREFIX
 from .dependencies import PaginationDep
 
 ArticleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The article's id")]
+ETAGS_MAX_LENGTH = 1024  # a longer If-Match or If-None-Match is a 422
 IfMatch = Annotated[
-    str | None, Header(description="The article's ETag: change it only if it is still this one")
+    str | None,
+    Header(
+        max_length=ETAGS_MAX_LENGTH,
+        description="The article's ETag: change it only if it is still this one",
+    ),
 ]
 IfNoneMatch = Annotated[
-    str | None, Header(description="The ETags the client holds: 304 if the article is still one")
+    str | None,
+    Header(
+        max_length=ETAGS_MAX_LENGTH,
+        description="The ETags the client holds: 304 if the article is still one",
+    ),
 ]
 ETAG = re.compile(r'(?<!W/)"(\d{1,18})"')  # strong ETags only: a weak one never matches
 ANY_ETAG = re.compile(r'(?:W/)?"(\d{1,18})"')  # If-None-Match compares weakly (RFC 9110)
@@ -44,7 +53,14 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No article with that id"}}
 CONFLICT: Responses = {409: {"model": Problem, "description": "An article with that name exists"}}
 STALE: Responses = {412: {"model": Problem, "description": "If-Match names an older version"}}
-NOT_MODIFIED: Responses = {304: {"description": "If-None-Match names the current ETag: no body"}}
+ETAG_SCHEMA = {"type": "string", "maxLength": 20}  # a version's digits, quoted
+ETAG_HEADER = {"ETag": {"description": "The article's version", "schema": ETAG_SCHEMA}}
+LOCATION = {"Location": {"description": "The new article's path", "schema": {"type": "string"}}}
+NOT_MODIFIED: Responses = {
+    304: {"description": "If-None-Match names the current ETag: no body", "headers": ETAG_HEADER}
+}
+CREATED: Responses = {201: {"description": "The new article", "headers": ETAG_HEADER | LOCATION}}
+TAGGED: Responses = {200: {"description": "The article", "headers": ETAG_HEADER}}
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles",
@@ -106,7 +122,7 @@ def versions(if_match: str | None) -> Versions:
     "",
     status_code=201,
     response_model=Article,
-    responses=CONFLICT | DENIED,
+    responses=CREATED | CONFLICT | DENIED,
     dependencies=WRITER,
 )
 async def create_article(
@@ -131,7 +147,7 @@ async def list_articles(articles: ArticlesDep, page: PaginationDep) -> list[dict
     return await articles.page(page.skip, page.limit)
 
 
-@router.get("/{article_id}", response_model=Article, responses={**NOT_FOUND, **NOT_MODIFIED})
+@router.get("/{article_id}", response_model=Article, responses=TAGGED | NOT_FOUND | NOT_MODIFIED)
 async def get_article(
     article_id: ArticleId,
     articles: ArticlesDep,
@@ -150,7 +166,7 @@ async def get_article(
 @router.put(
     "/{article_id}",
     response_model=Article,
-    responses={**NOT_FOUND, **CONFLICT, **STALE, **DENIED},
+    responses=TAGGED | NOT_FOUND | CONFLICT | STALE | DENIED,
     dependencies=WRITER,
 )
 async def replace_article(

@@ -19,10 +19,12 @@ from types import FrameType
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from ..contract import max_length_from
 from ..domain.broadcast import Broadcaster, Message, Subscription
 from ..errors import Problem
 from ..security.access import DENIED, requires
@@ -146,13 +148,10 @@ async def stream_slot(request: Request, guard: GuardDep) -> AsyncIterator[None]:
 
 
 Responses = dict[int | str, dict[str, Any]]
-TOO_LARGE: Responses = {
-    413: {"model": Problem, "description": "Text over REALTIME_MAX_MESSAGE_BYTES"}
-}
 STREAMS_BOUNDED: Responses = {
     200: {
         "description": "Server-Sent Events: a `data:` frame per message",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {}},  # frames without end: no schema bounds them
     },
     429: {"model": Problem, "description": "The client holds as many streams as it may"},
     503: {"model": Problem, "description": "The service holds as many streams as it can"},
@@ -163,11 +162,21 @@ router = APIRouter(
 
 
 class MessageIn(BaseModel):
-    text: str = Field(min_length=1, description="At most REALTIME_MAX_MESSAGE_BYTES in UTF-8")
+    # Documented as at most that many characters, the most that many bytes can hold.
+    text: str = Field(
+        min_length=1,
+        description="At most REALTIME_MAX_MESSAGE_BYTES in UTF-8",
+        json_schema_extra=max_length_from("realtime_max_message_bytes"),
+    )
 
 
-async def valid_message(message: MessageIn) -> None:
-    """The body, validated before the write limit counts the request: a 422 costs nothing."""
+async def valid_message(message: MessageIn, guard: GuardDep) -> None:
+    """The body, validated before the write limit counts the request: a 422 costs nothing.
+    A text over REALTIME_MAX_MESSAGE_BYTES is an invalid field like any other."""
+    if not guard.fits(message.text):
+        limit = guard.settings.realtime_max_message_bytes
+        error = {"loc": ("body", "text"), "msg": f"at most {limit} bytes in UTF-8"}
+        raise RequestValidationError([error | {"type": "string_too_long"}])
 
 
 WRITE_LIMIT = Depends(rate_limit("rate_limit_write", after=valid_message))
@@ -185,11 +194,8 @@ def as_json(message: Message) -> str:
     return json.dumps({"id": message.id, "text": message.text})
 
 
-@router.post("/messages", status_code=202, responses=TOO_LARGE | DENIED, dependencies=WRITER)
-async def publish(message: MessageIn, broadcaster: BroadcasterDep, guard: GuardDep) -> Published:
-    if not guard.fits(message.text):
-        limit = guard.settings.realtime_max_message_bytes
-        raise HTTPException(413, f"Messages are at most {limit} bytes in UTF-8")
+@router.post("/messages", status_code=202, responses=DENIED, dependencies=WRITER)
+async def publish(message: MessageIn, broadcaster: BroadcasterDep) -> Published:
     published = broadcaster.publish(message.text)
     return Published(id=published.id, listeners=len(broadcaster.subscriptions))
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import Problem
@@ -46,6 +46,7 @@ BUSY: Responses = {
 )
 async def issue_token(
     grant: Annotated[PasswordGrant, Form()],
+    request: Request,
     response: Response,
     tokens: TokensDep,
     users: UsersDep,
@@ -55,7 +56,9 @@ async def issue_token(
     """A token with the user's scopes, or only those asked for in `scope`."""
     # Per user name too: guessing one user's password from many addresses is limited as well.
     user_key = f"user:{grant.username}"
-    await limits.enforce("rate_limit_sign_in", "rate_limit_sign_in_user", user_key, response)
+    await limits.enforce(
+        "rate_limit_sign_in", "rate_limit_sign_in_user", user_key, request, response
+    )
     try:
         user = await authenticate(users, passwords, grant.username, grant.password)
     except PasswordChecksBusy:

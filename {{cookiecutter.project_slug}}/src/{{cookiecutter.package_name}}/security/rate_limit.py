@@ -7,7 +7,8 @@ drives limits' synchronous storages, and its decorator needs a `request` argumen
 Limits are dependencies: the default one applies to the whole app (`FastAPI(dependencies=...)`
 in main.py), a route adds its own with `Depends(rate_limit("<setting>"))`. They run once the
 route is known, so a refusal is counted under its route in the metrics. A refusal is a 429
-problem with Retry-After; every answer carries X-RateLimit-Limit, -Remaining and -Reset.
+problem with Retry-After; every answer carries X-RateLimit-Limit, -Remaining and -Reset, errors
+included (but a body refused before any limit counted it: not UTF-8, over MAX_BODY_BYTES).
 FastAPI runs a route's dependencies before it validates the route's own parameters: a route
 limit given `after=` a dependency taking the body counts only requests whose body is valid.
 
@@ -173,8 +174,11 @@ class RateLimits:
         self.down = True
         self.retry_at = time.monotonic() + RETRY_SECONDS
 
-    async def enforce(self, setting: str, bucket: str, key: str, response: Response) -> None:
-        """One hit against a setting's limit: the headers on `response`, or a 429 / 503."""
+    async def enforce(
+        self, setting: str, bucket: str, key: str, connection: HTTPConnection, response: Response
+    ) -> None:
+        """One hit against a setting's limit: the headers on `response` (and in the state, for
+        an error answered later: errors.py), or a 429 / 503."""
         item = self.item(setting)
         try:
             verdict = await self.hit(item, bucket, key)
@@ -184,7 +188,9 @@ class RateLimits:
             record_rate_limited(bucket)
             detail = f"Rate limit of {item} exceeded; retry in {verdict.retry_after()} s."
             raise HTTPException(429, detail, headers=verdict.headers())
-        response.headers.update(verdict.headers())  # a later, stricter limit's replace these
+        headers = verdict.headers()
+        response.headers.update(headers)  # a later, stricter limit's replace these
+        connection.state.rate_limit_headers = headers
 
 
 async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
@@ -207,7 +213,8 @@ async def default_rate_limit(connection: HTTPConnection, response: Response) -> 
     scope = connection.scope
     if not limits.enabled or scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
         return
-    await limits.enforce("rate_limit_default", "default", limits.client(connection), response)
+    client = limits.client(connection)
+    await limits.enforce("rate_limit_default", "default", client, connection, response)
 
 
 async def nothing_first() -> None:
@@ -239,6 +246,6 @@ def rate_limit(
             return
         principal = getattr(connection.state, "principal", None)
         key = f"principal:{principal}" if principal else limits.client(connection)
-        await limits.enforce(setting, setting, key, response)
+        await limits.enforce(setting, setting, key, connection, response)
 
     return check_rate_limit

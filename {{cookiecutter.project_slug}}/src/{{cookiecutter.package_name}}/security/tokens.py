@@ -41,7 +41,15 @@ DENIED: Responses = {
     **UNAUTHENTICATED,
     403: {"model": Problem, "description": "The token lacks a scope the route needs"},
 }
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl=SIGN_IN_PATH, scopes=SCOPES, auto_error=False)
+# What the document tells clients about the tokens (RFC 8725: JWT Best Current Practices).
+TOKENS = (
+    "Short-lived JWTs signed with HS256, following RFC8725 (JSON Web Token Best Current "
+    "Practices): one algorithm accepted (never `none`), the issuer checked, exp, iat, iss and "
+    "sub required. A token expires after JWT_EXPIRE_MINUTES: sign in again for a new one."
+)
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl=SIGN_IN_PATH, scopes=SCOPES, description=TOKENS, auto_error=False
+)
 
 
 class TokenAuthority:
