@@ -2,7 +2,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field, ValidationError
@@ -11,7 +12,9 @@ from limits.errors import StorageError
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.security.rate_limit import (
+    EXEMPT_PREFIXES,
     RATE_LIMITED,
+    RateLimitedRoute,
     RateLimits,
     rate_limit,
 )
@@ -41,32 +44,36 @@ async def valid_note(note: Note) -> None:
 
 def build(**values: Any) -> FastAPI:
     app = create_app(Settings(_env_file=None, **{**LIMITED, **values}))
+    router = APIRouter(route_class=RateLimitedRoute)  # as every router of the service
 
-    @app.get("/items/{item_id}", responses=RATE_LIMITED)
+    @router.get("/items/{item_id}", responses=RATE_LIMITED)
     async def item(item_id: int) -> dict[str, int]:
         return {"item_id": item_id}
 
-    @app.post(
+    @router.post(
         "/write", dependencies=[Depends(rate_limit("rate_limit_write"))], responses=RATE_LIMITED
     )
     async def write() -> dict[str, str]:
         return {"status": "written"}
 
-    @app.get(
+    @router.get(
         "/mine",
         dependencies=[Depends(as_principal), Depends(rate_limit("rate_limit_write"))],
     )
     async def mine() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/notes", dependencies=[Depends(rate_limit("rate_limit_write", after=valid_note))])
+    @router.post(
+        "/notes", dependencies=[Depends(rate_limit("rate_limit_write", after=valid_note))]
+    )
     async def add_note(note: Note) -> Note:
         return note
 
-    @app.post("/notes/unchecked", dependencies=[Depends(rate_limit("rate_limit_write"))])
+    @router.post("/notes/unchecked", dependencies=[Depends(rate_limit("rate_limit_write"))])
     async def add_unchecked_note(note: Note) -> Note:
         return note
 
+    app.include_router(router)
     return app
 
 
@@ -136,6 +143,32 @@ def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestCli
     api = {path: ops for path, ops in paths.items() if path.startswith("/api/")}
     assert all("429" in op["responses"] for ops in api.values() for op in ops.values())
     assert "429" not in paths["/health/live"]["get"]["responses"]
+
+
+def unlimited_routes(app: FastAPI) -> list[str]:
+    """The app's HTTP routes that the default limit does not count (but the exempt ones)."""
+    return [
+        f"{sorted(context.methods or ())} {context.path}"
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and not isinstance(context.original_route, RateLimitedRoute)
+        and not str(context.path).startswith(EXEMPT_PREFIXES)
+    ]
+
+
+def test_no_route_escapes_the_default_limit() -> None:
+    """A router made without `route_class=RateLimitedRoute` would serve its routes unlimited."""
+    app = create_app(Settings(_env_file=None))  # development: the docs routes too
+    unlimited = unlimited_routes(app)
+    assert not unlimited, f"give the router of {unlimited} route_class=RateLimitedRoute"
+    forgotten = APIRouter(prefix="/api/v1/forgotten")
+
+    @forgotten.get("")
+    async def left_unlimited() -> dict[str, str]:
+        return {}
+
+    app.include_router(forgotten)
+    assert unlimited_routes(app) == ["['GET'] /api/v1/forgotten"]
 
 
 def test_health_routes_are_exempt(limited: TestClient) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -38,7 +38,7 @@ from .security.access import auth_state
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
-from .security.rate_limit import RateLimits, default_rate_limit
+from .security.rate_limit import RateLimits
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 exclude_content_types=("text/event-stream",),
             ),
         ],
-        dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
         exception_handlers={
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
@@ -118,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth == "jwt" %}
     app.include_router(tokens.router)
 {%- endif %}
-    # Add your routers here: each with prefix=f"{API_PREFIX}/<resource>" (api/__init__.py).
+    # Add your routers here, each made as api/__init__.py shows (its prefix, its route class).
     Instrumentator().expose(
         app, endpoint=METRICS_PATH, include_in_schema=False, dependencies=metrics_auth(settings)
     )
