@@ -101,8 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.readiness_timeout_seconds, settings.readiness_cache_seconds
     )
     app.openapi = problem_openapi(app)  # type: ignore[method-assign]
-    app.include_router(health.router)
-    app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
+    # The API's routers first: a request is matched against the routers in this order.
 {%- if cookiecutter.include_examples %}
     app.include_router(articles.router)
     app.include_router(characters.router)
@@ -118,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens.router)
 {%- endif %}
     # Add your routers here, each made as api/__init__.py shows (its prefix, its route class).
+    app.include_router(health.router)
+    app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
     Instrumentator().expose(
         app, endpoint=METRICS_PATH, include_in_schema=False, dependencies=metrics_auth(settings)
     )
