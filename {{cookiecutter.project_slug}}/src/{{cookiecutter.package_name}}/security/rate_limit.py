@@ -227,9 +227,10 @@ class RateLimitedRoute(APIRoute):
             key = limits.client(request)
             headers = await limits.check("rate_limit_default", "default", key)
             response = await handler(request)
-            if "x-ratelimit-limit" not in response.headers:  # a route limit's are stricter
+            answer = response.headers
+            if "x-ratelimit-limit" not in answer:  # a route limit's are stricter: kept
                 for name, value in headers.items():
-                    response.headers.append(name, value)
+                    answer.append(name, value)
             return response
 
         return limited_handler
