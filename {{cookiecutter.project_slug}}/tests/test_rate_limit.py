@@ -3,6 +3,7 @@ from typing import Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
@@ -50,6 +51,10 @@ def build(**values: Any) -> FastAPI:
     async def item(item_id: int) -> dict[str, int]:
         return {"item_id": item_id}
 
+    @router.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse("a response the route builds itself")
+
     @router.post(
         "/write", dependencies=[Depends(rate_limit("rate_limit_write"))], responses=RATE_LIMITED
     )
@@ -95,6 +100,16 @@ def test_every_route_has_the_default_limit_with_its_headers(limited: TestClient)
     assert {r.headers["x-ratelimit-limit"] for r in responses} == {"3"}
     assert int(responses[0].headers["x-ratelimit-reset"]) > 0
     assert "retry-after" not in responses[0].headers
+
+
+def test_a_response_the_route_builds_itself_carries_the_headers_too(
+    limited: TestClient,
+) -> None:
+    assert [limited.get("/text").headers["x-ratelimit-remaining"] for _ in range(3)] == [
+        "2",
+        "1",
+        "0",
+    ]
 
 
 def test_every_429_is_counted_under_its_route(limited: TestClient) -> None:
