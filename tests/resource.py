@@ -34,12 +34,13 @@ from pydantic import BaseModel, Field
 from ..db import SessionDep
 from ..db_errors import DATABASE_RESPONSES
 from ..domain.invoice_rows import InvoiceRow
-from ..security.rate_limit import RATE_LIMITED
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute
 from . import API_PREFIX
 
 InvoiceId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The invoice's id")]
 router = APIRouter(
     prefix=f"{API_PREFIX}/invoices",
+    route_class=RateLimitedRoute,
     tags=["invoices"],
     responses=RATE_LIMITED | DATABASE_RESPONSES,
 )

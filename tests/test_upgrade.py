@@ -44,6 +44,11 @@ IMPORT_OLD = "from . import __version__\nfrom .api import hello\n"
 INCLUDE_OLD = "    app.include_router(hello.router)\n    include_api(app)"
 IMPORT_NEW = "from . import __version__, health\nfrom .api import hello\n"
 INCLUDE_NEW = "    app.include_router(health.router)\n    app.include_router(hello.router)\n"
+HELLO_LIMITED = (
+    "\nrouter = APIRouter()",
+    "\nfrom ..security.rate_limit import RateLimitedRoute\n\n"
+    "router = APIRouter(route_class=RateLimitedRoute)",
+)
 OUR_SECTION = "\n## Our team\n\nThe billing team owns this service.\n"
 OUR_ENV_LINE = "# Our team: the ledger the billing jobs read (not a service setting)\n"
 
@@ -132,7 +137,9 @@ def resolve_as_a_team_would(project: Path) -> None:
     text = text.replace("from . import __version__, health\n", IMPORT_NEW)
     text = text.replace("    app.include_router(health.router)\n", INCLUDE_NEW)
     (project / main).write_text(text)
-    git(project, "add", "README.md", str(main))
+    # The updated tests fail for a router without the default limit's route class: ours gets it.
+    (project / HELLO).write_text(HELLO_SOURCE.replace(*HELLO_LIMITED))
+    git(project, "add", "README.md", str(main), str(HELLO))
 
 
 @only_in("default")

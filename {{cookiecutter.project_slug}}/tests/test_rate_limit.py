@@ -1,17 +1,23 @@
+import importlib
+import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field, ValidationError
 
 from limits.errors import StorageError
 
+from {{ cookiecutter.package_name }} import api
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.security.docs import docs_router
 from {{ cookiecutter.package_name }}.security.rate_limit import (
     RATE_LIMITED,
+    RateLimitedRoute,
     RateLimits,
     rate_limit,
 )
@@ -41,32 +47,40 @@ async def valid_note(note: Note) -> None:
 
 def build(**values: Any) -> FastAPI:
     app = create_app(Settings(_env_file=None, **{**LIMITED, **values}))
+    router = APIRouter(route_class=RateLimitedRoute)  # as every router of the service
 
-    @app.get("/items/{item_id}", responses=RATE_LIMITED)
+    @router.get("/items/{item_id}", responses=RATE_LIMITED)
     async def item(item_id: int) -> dict[str, int]:
         return {"item_id": item_id}
 
-    @app.post(
+    @router.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse("a response the route builds itself")
+
+    @router.post(
         "/write", dependencies=[Depends(rate_limit("rate_limit_write"))], responses=RATE_LIMITED
     )
     async def write() -> dict[str, str]:
         return {"status": "written"}
 
-    @app.get(
+    @router.get(
         "/mine",
         dependencies=[Depends(as_principal), Depends(rate_limit("rate_limit_write"))],
     )
     async def mine() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/notes", dependencies=[Depends(rate_limit("rate_limit_write", after=valid_note))])
+    @router.post(
+        "/notes", dependencies=[Depends(rate_limit("rate_limit_write", after=valid_note))]
+    )
     async def add_note(note: Note) -> Note:
         return note
 
-    @app.post("/notes/unchecked", dependencies=[Depends(rate_limit("rate_limit_write"))])
+    @router.post("/notes/unchecked", dependencies=[Depends(rate_limit("rate_limit_write"))])
     async def add_unchecked_note(note: Note) -> Note:
         return note
 
+    app.include_router(router)
     return app
 
 
@@ -88,6 +102,16 @@ def test_every_route_has_the_default_limit_with_its_headers(limited: TestClient)
     assert {r.headers["x-ratelimit-limit"] for r in responses} == {"3"}
     assert int(responses[0].headers["x-ratelimit-reset"]) > 0
     assert "retry-after" not in responses[0].headers
+
+
+def test_a_response_the_route_builds_itself_carries_the_headers_too(
+    limited: TestClient,
+) -> None:
+    assert [limited.get("/text").headers["x-ratelimit-remaining"] for _ in range(3)] == [
+        "2",
+        "1",
+        "0",
+    ]
 
 
 def test_every_429_is_counted_under_its_route(limited: TestClient) -> None:
@@ -136,6 +160,22 @@ def test_the_openapi_document_lists_the_429_where_it_can_happen(limited: TestCli
     api = {path: ops for path, ops in paths.items() if path.startswith("/api/")}
     assert all("429" in op["responses"] for ops in api.values() for op in ops.values())
     assert "429" not in paths["/health/live"]["get"]["responses"]
+
+
+def unlimited_routers(routers: dict[str, APIRouter]) -> list[str]:
+    return [name for name, router in routers.items() if router.route_class is not RateLimitedRoute]
+
+
+def test_no_router_escapes_the_default_limit() -> None:
+    """A router made without `route_class=RateLimitedRoute` would serve its routes unlimited:
+    every router of the `api` package (where yours go) and the docs' have it."""
+    routers = {"docs_router()": docs_router(Settings(_env_file=None))}
+    for module in pkgutil.iter_modules(api.__path__, f"{api.__name__}."):
+        values = vars(importlib.import_module(module.name)).items()
+        routers |= {f"{module.name}.{n}": v for n, v in values if isinstance(v, APIRouter)}
+    unlimited = unlimited_routers(routers)
+    assert not unlimited, f"give {unlimited} route_class=RateLimitedRoute"
+    assert unlimited_routers({"forgotten": APIRouter(prefix="/forgotten")}) == ["forgotten"]
 
 
 def test_health_routes_are_exempt(limited: TestClient) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -39,7 +39,7 @@ from .security.access import auth_state
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
-from .security.rate_limit import RateLimits, default_rate_limit
+from .security.rate_limit import RateLimits
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 exclude_content_types=("text/event-stream",),
             ),
         ],
-        dependencies=[Depends(default_rate_limit)],  # RATE_LIMIT_DEFAULT on every route
         exception_handlers={
             **EXCEPTION_HANDLERS,
             UpstreamError: upstream_error,
@@ -103,8 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.readiness_timeout_seconds, settings.readiness_cache_seconds
     )
     app.openapi = contract_openapi(app)  # type: ignore[method-assign]
-    app.include_router(health.router)
-    app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
+    # The API's routers first: a request is matched against the routers in this order.
 {%- if cookiecutter.include_examples %}
     app.include_router(articles.router)
     app.include_router(characters.router)
@@ -119,7 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth == "jwt" %}
     app.include_router(tokens.router)
 {%- endif %}
-    # Add your routers here: each with prefix=f"{API_PREFIX}/<resource>" (api/__init__.py).
+    # Add your routers here, each made as api/__init__.py shows (its prefix, its route class).
+    app.include_router(health.router)
+    app.include_router(docs_router(settings))  # absent in production unless DOCS_IN_PRODUCTION
     Instrumentator().expose(
         app, endpoint=METRICS_PATH, include_in_schema=False, dependencies=metrics_auth(settings)
     )

@@ -26,7 +26,7 @@ from ..domain.articles import (
 )
 from ..errors import Problem
 from ..security.access import DENIED, requires
-from ..security.rate_limit import RATE_LIMITED, rate_limit
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute, rate_limit
 from . import API_PREFIX
 from .dependencies import PaginationDep
 
@@ -64,6 +64,7 @@ TAGGED: Responses = {200: {"description": "The article", "headers": ETAG_HEADER}
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/articles",
+    route_class=RateLimitedRoute,
     tags=["articles"],
     lifespan=lifespan,
     responses=RATE_LIMITED | STORE_RESPONSES | EVENTS_RESPONSES,  # the store or broker down: 503

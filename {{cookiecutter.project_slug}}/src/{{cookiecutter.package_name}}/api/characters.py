@@ -19,7 +19,7 @@ from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
 from ..resilience.cache import Cached, ReadThroughCache
 from ..resilience.cache_redis import open_cache_store
 from ..settings import Settings
-from ..security.rate_limit import RATE_LIMITED
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute
 from . import API_PREFIX
 
 MAX_IDS = 20
@@ -68,6 +68,7 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "No character with that id"}}
 router = APIRouter(
     prefix=f"{API_PREFIX}/characters",
+    route_class=RateLimitedRoute,
     tags=["characters"],
     lifespan=lifespan,
     responses=RATE_LIMITED,

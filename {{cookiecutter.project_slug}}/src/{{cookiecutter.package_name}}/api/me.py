@@ -10,10 +10,12 @@ from ..security.api_keys import DENIED, require_principal
 {%- else %}
 from ..security.tokens import DENIED, require_principal
 {%- endif %}
-from ..security.rate_limit import RATE_LIMITED
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute
 from . import API_PREFIX
 
-router = APIRouter(prefix=API_PREFIX, tags=["auth"], responses=RATE_LIMITED)
+router = APIRouter(
+    prefix=API_PREFIX, route_class=RateLimitedRoute, tags=["auth"], responses=RATE_LIMITED
+)
 
 
 @router.get("/me", responses=DENIED)

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from ..domain.primes import MAX_N, nth_prime
 from ..errors import Problem
-from ..security.rate_limit import RATE_LIMITED
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute
 from ..settings import Settings
 from . import API_PREFIX
 
@@ -91,7 +91,11 @@ async def get_cpu_pool(request: Request) -> CpuPool:
 CpuPoolDep = Annotated[CpuPool, Depends(get_cpu_pool)]
 N = Annotated[int, Path(ge=1, le=MAX_N, description="Which prime: 1 for 2, 2 for 3...")]
 router = APIRouter(
-    prefix=f"{API_PREFIX}/primes", tags=["primes"], lifespan=lifespan, responses=RATE_LIMITED
+    prefix=f"{API_PREFIX}/primes",
+    route_class=RateLimitedRoute,
+    tags=["primes"],
+    lifespan=lifespan,
+    responses=RATE_LIMITED,
 )
 
 

@@ -28,7 +28,7 @@ from ..contract import max_length_from
 from ..domain.broadcast import Broadcaster, Message, Subscription
 from ..errors import Problem
 from ..security.access import DENIED, requires
-from ..security.rate_limit import RATE_LIMITED, rate_limit
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute, rate_limit
 from ..security.realtime import ClientUse, RealtimeGuard, TooMany, refused
 from ..security.socket_access import accept, socket_requires
 from . import API_PREFIX
@@ -157,7 +157,11 @@ STREAMS_BOUNDED: Responses = {
     503: {"model": Problem, "description": "The service holds as many streams as it can"},
 }
 router = APIRouter(
-    prefix=f"{API_PREFIX}/realtime", tags=["realtime"], lifespan=lifespan, responses=RATE_LIMITED
+    prefix=f"{API_PREFIX}/realtime",
+    route_class=RateLimitedRoute,
+    tags=["realtime"],
+    lifespan=lifespan,
+    responses=RATE_LIMITED,
 )
 
 

@@ -8,12 +8,17 @@ from pydantic import BaseModel, Field
 from ..errors import Problem
 from ..security.principal import Responses, unauthorized
 from ..security.passwords import PasswordChecksBusy
-from ..security.rate_limit import RATE_LIMITED, RateLimitsDep, rate_limit
+from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute, RateLimitsDep, rate_limit
 from ..security.tokens import PasswordsDep, TokensDep, UsersDep
 from ..security.users import authenticate
 from . import API_PREFIX
 
-router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"], responses=RATE_LIMITED)
+router = APIRouter(
+    prefix=f"{API_PREFIX}/auth",
+    route_class=RateLimitedRoute,
+    tags=["auth"],
+    responses=RATE_LIMITED,
+)
 
 
 class PasswordGrant(BaseModel):

@@ -5,7 +5,8 @@ Its pieces, in the order main.py stacks them (the order a request crosses them):
      every response, those refusals included; the 500 handler adds the same headers (errors.py),
   2. Starlette's CORSMiddleware, when origins are configured (cors.py),
   3. Starlette's GZipMiddleware, for complete response bodies from GZIP_MINIMUM_BYTES up,
-and the rate limits (rate_limit.py), dependencies: the default one on the whole app, stricter
-ones on the routes that ask; their 429s cross the edge and get its headers.
+and the rate limits (rate_limit.py): the default one in the route class every router is given,
+stricter ones as dependencies of the routes that ask; their 429s cross the edge and get its
+headers.
 The API docs are docs.py's router.
 """

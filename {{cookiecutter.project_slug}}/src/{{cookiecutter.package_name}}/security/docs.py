@@ -20,6 +20,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ..settings import Settings
 from .headers import NO_CACHE, Headers, docs_headers
+from .rate_limit import RateLimitedRoute
 
 OPENAPI_PATH = "/openapi.json"
 SWAGGER_PATH = "/docs"
@@ -121,7 +122,9 @@ def basic_auth(settings: Settings) -> list[Any]:
 def docs_router(settings: Settings) -> APIRouter:
     """The docs' routes; an empty router while the docs are off (outside development, by
     default)."""
-    router = APIRouter(include_in_schema=False, dependencies=basic_auth(settings))
+    router = APIRouter(
+        route_class=RateLimitedRoute, include_in_schema=False, dependencies=basic_auth(settings)
+    )
     if not docs_enabled(settings):
         return router
     title = html.escape(settings.service_name)

@@ -4,9 +4,12 @@ Counting is done by the `limits` library (what slowapi wraps) through its asynch
 a shared storage such as Redis never blocks the event loop. slowapi itself is not used: it only
 drives limits' synchronous storages, and its decorator needs a `request` argument on every route.
 
-Limits are dependencies: the default one applies to the whole app (`FastAPI(dependencies=...)`
-in main.py), a route adds its own with `Depends(rate_limit("<setting>"))`. They run once the
-route is known, so a refusal is counted under its route in the metrics. A refusal is a 429
+The default limit comes with the route class every router is given,
+`APIRouter(route_class=RateLimitedRoute)` (FastAPI's documented hook for a custom route): it
+wraps each route's handler, outside the dependency graph, because it runs on every request.
+A route adds a stricter limit of its own as a dependency, `Depends(rate_limit("<setting>"))`.
+Both run once the route is known, so a refusal is counted under its route in the metrics
+(tests/test_rate_limit.py fails for a route left without the class). A refusal is a 429
 problem with Retry-After; every answer carries X-RateLimit-Limit, -Remaining and -Reset, errors
 included (but a body refused before any limit counted it: not UTF-8, over MAX_BODY_BYTES).
 FastAPI runs a route's dependencies before it validates the route's own parameters: a route
@@ -21,11 +24,13 @@ storage is tried again at most once a second. Never a 500, never unlimited.
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import Depends, HTTPException, Response
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.errors import StorageError
@@ -118,6 +123,8 @@ class RateLimits:
         self.down = False
         self.retry_at = 0.0
         self.fallback_checks = 0
+        # Clients repeat: each counter's storage key is built once.
+        self.counter = lru_cache(maxsize=4096)(self.compute_counter)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["RateLimits"]:
@@ -136,12 +143,14 @@ class RateLimits:
             self.items[setting] = parse(getattr(self.settings, setting))
         return self.items[setting]
 
+    def compute_counter(self, setting: str, bucket: str, key: str) -> str:
+        return self.item(setting).key_for(self.settings.service_name, bucket, key)
+
     def client(self, connection: HTTPConnection) -> str:
         return client_address(connection.scope, self.trusted)
 
-    async def hit(self, item: RateLimitItem, bucket: str, key: str) -> Verdict:
+    async def hit(self, item: RateLimitItem, counter: str) -> Verdict:
         """Count one request: in the storage, or in memory while the storage is down."""
-        counter = item.key_for(self.settings.service_name, bucket, key)
         if not self.down or time.monotonic() >= self.retry_at:
             try:
                 verdict = await self.count(self.storage, item, counter)
@@ -179,18 +188,22 @@ class RateLimits:
     ) -> None:
         """One hit against a setting's limit: the headers on `response` (and in the state, for
         an error answered later: errors.py), or a 429 / 503."""
+        headers = await self.check(setting, bucket, key)
+        response.headers.update(headers)  # a later, stricter limit's replace these
+        connection.state.rate_limit_headers = headers
+
+    async def check(self, setting: str, bucket: str, key: str) -> dict[str, str]:
+        """One hit against a setting's limit: the headers for the answer, or a 429 / 503."""
         item = self.item(setting)
         try:
-            verdict = await self.hit(item, bucket, key)
+            verdict = await self.hit(item, self.counter(setting, bucket, key))
         except StorageUnavailable:
             raise HTTPException(503, UNAVAILABLE, headers={"Retry-After": "1"}) from None
         if not verdict.allowed:
             record_rate_limited(bucket)
             detail = f"Rate limit of {item} exceeded; retry in {verdict.retry_after()} s."
             raise HTTPException(429, detail, headers=verdict.headers())
-        headers = verdict.headers()
-        response.headers.update(headers)  # a later, stricter limit's replace these
-        connection.state.rate_limit_headers = headers
+        return verdict.headers()
 
 
 async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
@@ -202,19 +215,32 @@ async def get_rate_limits(connection: HTTPConnection) -> RateLimits:
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 
 
-async def default_rate_limit(connection: HTTPConnection, response: Response) -> None:
-    """RATE_LIMIT_DEFAULT per client address, on every HTTP route but health and metrics
-    (WebSocket handshakes are not counted).
+class RateLimitedRoute(APIRoute):
+    """A route counted against RATE_LIMIT_DEFAULT per client address, unless its path is under
+    health or metrics (WebSocket routes are not APIRoutes: their handshakes are not counted).
 
-    It runs on every request, so it solves as little as it can: the counters straight from
-    the state (what get_rate_limits reads, without a sub-dependency), the path from the scope
-    (without building a URL)."""
-    limits: RateLimits = connection.state.rate_limits
-    scope = connection.scope
-    if not limits.enabled or scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
-        return
-    client = limits.client(connection)
-    await limits.enforce("rate_limit_default", "default", client, connection, response)
+    The count wraps the handler FastAPI builds (`get_route_handler`, the documented hook):
+    before the route's dependencies, as an app-level dependency would run, at a fraction of
+    a dependency's cost. Its headers join the answer unless a route limit set its own."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited_handler(request: Request) -> Response:
+            limits: RateLimits = request.state.rate_limits  # the lifespan's (main.py)
+            if not limits.enabled or request.scope["path"].startswith(EXEMPT_PREFIXES):
+                return await handler(request)
+            key = limits.client(request)
+            headers = await limits.check("rate_limit_default", "default", key)
+            request.state.rate_limit_headers = headers  # for an error answered later: errors.py
+            response = await handler(request)
+            answer = response.headers
+            if "x-ratelimit-limit" not in answer:  # a route limit's are stricter: kept
+                for name, value in headers.items():
+                    answer.append(name, value)
+            return response
+
+        return limited_handler
 
 
 async def nothing_first() -> None:
