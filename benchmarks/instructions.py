@@ -64,7 +64,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...], dict[str, str]]] = {
     "without the access log": ({"access_log": False}, (), {}),
     "without rate limiting": ({"rate_limit_enabled": False}, (), {}),
     "without CORS": ({"cors_origins": []}, (), {}),
-    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "CORSMiddleware", "GZipMiddleware"), {}),
+    "without gzip (GZIP_ENABLED=false, behind nginx)": ({"gzip_enabled": False}, (), {}),
+    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "OriginCorsMiddleware", "GZipMiddleware"), {}),
     "without request ids": ({}, ("RequestIdMiddleware",), {}),
     "without observability (metrics, tracing, log)": ({}, ("ObservabilityMiddleware",), {}),
 }

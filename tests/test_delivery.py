@@ -372,7 +372,12 @@ SSL_FILES = {"ssl_certificate", "ssl_certificate_key"}
 @pytest.fixture(scope="module")
 def proxied(installed: Baked, publisher: Publisher) -> Iterator[Service]:
     prefix = installed.package.upper()
-    settings = {f"{prefix}_TRUSTED_PROXIES": "127.0.0.1", **publisher.settings}
+    # As docs/deployment.md says to run it behind the shipped nginx, which compresses.
+    settings = {
+        f"{prefix}_TRUSTED_PROXIES": "127.0.0.1",
+        f"{prefix}_GZIP_ENABLED": "false",
+        **publisher.settings,
+    }
     yield from running(installed.path, installed.package, settings)
 
 
@@ -505,6 +510,20 @@ def test_behind_nginx_hsts_is_sent_once_by_nginx(nginx_production: Nginx) -> Non
     assert served.headers["x-request-id"]  # the service answered, with its own HSTS
     for response in (served, refused):
         assert response.headers.get_list("strict-transport-security") == [MOZILLA_HSTS]
+
+
+def test_nginx_compresses_json_that_the_service_sends_uncompressed(
+    nginx: Nginx, proxied: Service
+) -> None:
+    gzip = {"accept-encoding": "gzip"}
+    with httpx.Client(verify=nginx.tls) as client:
+        through_nginx = client.get(f"{nginx.https}/openapi.json", headers=gzip)
+    direct = httpx.get(f"{proxied.url}/openapi.json", headers=gzip)
+    assert through_nginx.status_code == direct.status_code == 200
+    assert through_nginx.headers["content-encoding"] == "gzip"
+    assert "Accept-Encoding" in through_nginx.headers["vary"]
+    assert "content-encoding" not in direct.headers  # GZIP_ENABLED=false: no work done twice
+    assert through_nginx.json() == direct.json()
 
 
 def test_nginx_does_not_route_metrics(nginx: Nginx) -> None:

@@ -34,3 +34,16 @@ def test_every_answer_varies_on_origin_once() -> None:
         assert response.status_code == 200
         assert response.headers.get_list("vary") == ["Origin"]
     assert "access-control-allow-origin" not in plain.headers
+
+
+def test_a_compressed_answer_varies_on_origin_and_encoding() -> None:
+    settings = Settings(_env_file=None, cors_origins=["https://app.example"], gzip_minimum_bytes=0)
+    with TestClient(create_app(settings)) as client:
+        plain = client.get("/health/live", headers={"accept-encoding": "gzip"})
+        simple = client.get(
+            "/health/live", headers={"accept-encoding": "gzip", "origin": "https://app.example"}
+        )
+    for response in (plain, simple):
+        assert response.headers["content-encoding"] == "gzip"
+        varies = ", ".join(response.headers.get_list("vary")).split(", ")
+        assert sorted(varies) == ["Accept-Encoding", "Origin"]

@@ -206,6 +206,16 @@ def test_huge_bodies_are_gzipped_event_streams_and_encoded_bodies_left_alone(
     assert encoded.headers["content-encoding"] == "identity"
 
 
+def test_gzip_can_be_left_to_a_proxy() -> None:
+    """GZIP_ENABLED=false: nothing is compressed (the proxy in front does it)."""
+    with client_for(gzip_enabled=False) as client:
+        large = client.get("/test/large", headers={"accept-encoding": "gzip"})
+    assert large.status_code == 200
+    assert "content-encoding" not in large.headers
+    assert "vary" not in large.headers
+    assert large.json()["text"] == "x" * 5000
+
+
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_every_environment_but_development_adds_strict_transport_security(
     environment: str,

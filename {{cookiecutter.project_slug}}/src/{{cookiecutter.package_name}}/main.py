@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from . import __version__, health
 {%- set routers = [] %}
@@ -36,6 +35,7 @@ from .observability.tracing import NATIVE_TELEMETRY_OFF, Tracing
 from .resilience import UpstreamError, upstream_error
 from .resources import RESOURCE_ERRORS, open_resources
 from .security.access import auth_state
+from .security.compression import gzip_middleware
 from .security.cors import cors_middleware
 from .security.docs import BUILT_IN_DOCS_OFF, docs_router
 from .security.edge import EdgeMiddleware
@@ -78,14 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             Middleware(ObservabilityMiddleware, tracing=tracing, settings=settings),
             Middleware(EdgeMiddleware, settings=settings),  # Host, body size, security headers
             *cors_middleware(settings),  # only when CORS_ORIGINS lists origins
-            Middleware(
-                GZipMiddleware,
-                minimum_size=settings.gzip_minimum_bytes,
-                # Checked against every response: only what this API sends and must not
-                # compress (an event stream would be held back). Add a type here if a
-                # route serves already-compressed files (images, archives).
-                exclude_content_types=("text/event-stream",),
-            ),
+            *gzip_middleware(settings),  # unless GZIP_ENABLED=false (a proxy compresses)
         ],
         exception_handlers={
             **EXCEPTION_HANDLERS,

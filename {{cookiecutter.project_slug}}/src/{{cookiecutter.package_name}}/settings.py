@@ -111,10 +111,12 @@ class ServiceSettings(SettingsGroup):
     upstream_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
 
     # Security edge: accepted Host names ('*.example.com' matches subdomains; '*' any, refused
-    # outside development; 'testserver' is the test client's), request body limit, gzip
-    # threshold, HSTS max-age (sent outside development only).
+    # outside development; 'testserver' is the test client's), request body limit, gzip (off
+    # behind a proxy that compresses, as deploy/nginx does) and its threshold, HSTS max-age
+    # (sent outside development only).
     allowed_hosts: CommaSeparated = ["localhost", "127.0.0.1", "::1", "testserver"]
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    gzip_enabled: bool = True
     gzip_minimum_bytes: int = Field(default=1024, ge=0)
     hsts_max_age_seconds: int = Field(default=63072000, ge=0)
     # API docs (/docs, /redoc, /openapi.json): public in development; elsewhere (staging too)

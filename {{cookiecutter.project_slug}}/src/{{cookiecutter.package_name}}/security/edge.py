@@ -82,9 +82,11 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 own = message.get("headers", ())
                 extra = headers
-                if any(name == b"cache-control" for name, _ in own):
-                    # A route that chose its own caching keeps it (no duplicate header).
-                    extra = [h for h in headers if h[0] != b"cache-control"]
+                for name, _ in own:  # a loop, not any(): no generator made per response
+                    if name == b"cache-control":
+                        # A route that chose its own caching keeps it (no duplicate header).
+                        extra = [h for h in headers if h[0] != b"cache-control"]
+                        break
                 message["headers"] = [*own, *extra]
             await send(message)
 
