@@ -301,10 +301,13 @@ def test_several_workers_with_memory_counters_are_warned_about(
 
 def test_every_limited_answer_documents_the_rate_limit_headers_it_sends() -> None:
     app = build(rate_limit_default="10/minute")
+    router = APIRouter(route_class=RateLimitedRoute)
 
-    @app.get("/missing", responses={404: {"description": "Never found"}})
+    @router.get("/missing", responses={404: {"description": "Never found"}})
     async def missing() -> None:
         raise HTTPException(404, "Nothing here")
+
+    app.include_router(router)
 
     with TestClient(app) as client:
         document = client.get("/openapi.json").json()
