@@ -2,7 +2,9 @@
 risky pairs (nothing optional at all; long names with quotes and non-ASCII text, with every
 option on but aws_lambda, which the bake refuses with messaging=rabbitmq)."""
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +44,21 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "version": "2.0.0rc1",
     },
 }
+
+
+# Checks that no option changes run once, in one of these bakes: the lighter ones, so that the
+# two test workers end together (default and the long-names bake carry the most already).
+DEFAULTS: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[1] / "cookiecutter.json").read_text(encoding="utf-8")
+)
+LAMBDA_BAKE = "py3.11-lambda-no_examples-no_realtime"
+API_KEY_BAKE = "py3.12-api_key-lambda-no_examples-sqlite"
+JWT_BAKE = "py3.13-jwt-redis-no_realtime-no_database-rabbitmq"
+
+
+def first_with(option: str, value: Any) -> str:
+    """The first combination where `option` is `value` (cookiecutter.json's default if unset)."""
+    return next(n for n, c in COMBINATIONS.items() if c.get(option, DEFAULTS[option]) == value)
 
 
 # The slow checks on a real database run once per `database` value, in its first combination

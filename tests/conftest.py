@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from .combinations import COMBINATIONS, combination_params
+from .combinations import (
+    API_KEY_BAKE,
+    COMBINATIONS,
+    DEFAULTS,
+    JWT_BAKE,
+    LAMBDA_BAKE,
+    combination_params,
+    first_with,
+)
 from .rabbitmq import RabbitMQ, rabbitmq  # noqa: F401 (a fixture)
 from .redis_server import redis  # noqa: F401 (a fixture)
 
@@ -43,6 +51,35 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["PYENV_VERSION"] = ":".join(installed)
 
 
+# The order the two test workers take the work in (`make test`: `--dist loadgroup
+# --no-loadscope-reorder`), each unit a group of tests kept on one worker: the longest first,
+# so that the workers end together; the rest (the hooks' quick tests, one unit each) last.
+LONGEST_FIRST = [
+    "default",
+    "py3.11-long_quoted_names-all_options_but_lambda",
+    JWT_BAKE,
+    API_KEY_BAKE,
+    "upgrade",
+    "lower-bounds",
+    LAMBDA_BAKE,
+    "mangum-lower-bound",
+]
+
+
+def work_unit(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker and marker.args else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        unit = work_unit(item)
+        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each unit's tests keep their order
+
+
 def bake_module(baked: "Baked", relative: str) -> ModuleType:
     """A module of the bake's own (its tests' fake upstream, its Sentry sink), loaded from its
     file: the template's tests drive the same helpers the bake's tests use."""
@@ -59,6 +96,14 @@ def once_in(request: pytest.FixtureRequest, combination: str, why: str) -> None:
     """Skip unless the test's bake is `combination`: for a check no option changes."""
     if request.node.callspec.params["baked"] != COMBINATIONS[combination]:
         pytest.skip(f"runs once, in {combination}: {why}")
+
+
+def once_per(request: pytest.FixtureRequest, option: str, why: str) -> None:
+    """Skip unless the test's bake is the first with its value of `option`: for a check only
+    that option changes."""
+    value = request.node.callspec.params["baked"].get(option, DEFAULTS[option])
+    if request.node.callspec.params["baked"] != COMBINATIONS[first_with(option, value)]:
+        pytest.skip(f"runs once per {option} value, in {first_with(option, value)}: {why}")
 
 
 def run(

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from .combinations import COMBINATIONS, first_with_messaging, first_with_realtime
-from .conftest import Baked, Publisher, run
+from .conftest import Baked, Publisher, once_per, run
 from .resource import readme_steps
 from .served import Service, free_port, running, start_service
 from .settings_source import settings_fields as source_fields
@@ -303,7 +303,10 @@ def test_make_run_stopped_with_ctrl_c_exits_quietly(baked: Baked, tmp_path: Path
     assert stopped.returncode in (0, -signal.SIGINT)
 
 
-def test_make_run_serves_and_stops_quietly_with_ctrl_c(installed: Baked) -> None:
+def test_make_run_serves_and_stops_quietly_with_ctrl_c(
+    installed: Baked, request: pytest.FixtureRequest
+) -> None:
+    once_per(request, "database", "make run migrates the database first, if there is one")
     port = free_port()
     env = {**os.environ, f"{installed.package.upper()}_PORT": str(port)}
     stopped = interrupt_make_run(installed.path, f"http://127.0.0.1:{port}/health/live", env)

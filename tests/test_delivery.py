@@ -579,7 +579,7 @@ def test_nginx_passes_websockets_through(
         pytest.skip("include_realtime is off")
     url = nginx.https.replace("https://", "wss://") + "/api/v1/realtime/ws"
     headers = publisher.headers  # with auth on, a publisher's credentials
-    with connect(url, ssl=nginx.tls, open_timeout=10, additional_headers=headers) as socket:
+    with connect(url, ssl=nginx.tls, open_timeout=30, additional_headers=headers) as socket:
         socket.send("through nginx")
         assert json.loads(socket.recv(timeout=10))["text"] == "through nginx"
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .combinations import API_KEY_BAKE, JWT_BAKE, LAMBDA_BAKE
 from .conftest import Baked, once_in
 from .served import Command, free_port, running
 from .test_observability import requests_total, wait_for
@@ -47,7 +48,10 @@ def method_labels(metrics_text: str) -> list[tuple[str, float]]:
     ]
 
 
-def test_rare_and_invented_methods_are_one_series(installed: Baked) -> None:
+def test_rare_and_invented_methods_are_one_series(
+    installed: Baked, request: pytest.FixtureRequest
+) -> None:
+    once_in(request, API_KEY_BAKE, "the metrics' labels are the same whatever the options")
     with serving(installed.path, installed.package) as service:
         statuses = [
             raw_status(service.url, method, "/no/such/page")
@@ -116,7 +120,7 @@ def production(installed: Baked) -> dict[str, str]:
 def test_uvicorn_workers_without_a_metrics_directory_refuse_to_start(
     installed: Baked, request: pytest.FixtureRequest
 ) -> None:
-    once_in(request, "default", "the metrics' set-up is the same whatever the options")
+    once_in(request, JWT_BAKE, "the metrics' set-up is the same whatever the options")
     env = {**os.environ, **production(installed)}
     env.pop(MULTIPROC_DIR, None)
     # A worker pinged while it exits answers nothing until the health check times out: short.
@@ -144,8 +148,9 @@ def test_uvicorn_workers_without_a_metrics_directory_refuse_to_start(
 
 
 def test_uvicorn_workers_with_a_metrics_directory_count_every_request(
-    installed: Baked, tmp_path: Path
+    installed: Baked, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    once_in(request, LAMBDA_BAKE, "the metrics' set-up is the same whatever the options")
     settings = {**production(installed), MULTIPROC_DIR: str(tmp_path)}
     headers = {"Authorization": f"Bearer {settings[f'{installed.package.upper()}_METRICS_TOKEN']}"}
     command = uvicorn_workers(installed)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from .combinations import API_KEY_BAKE, JWT_BAKE, LAMBDA_BAKE
 from .conftest import Baked, once_in, run
 from .dashboards import unexported
 from .served import free_port, otlp_receiver, running
@@ -136,9 +137,12 @@ def young_collections(metrics_text: str) -> float:
     raise AssertionError("no python_gc_collections_total in /metrics")
 
 
-def test_the_garbage_collector_is_on_once_the_service_serves(installed: Baked) -> None:
+def test_the_garbage_collector_is_on_once_the_service_serves(
+    installed: Baked, request: pytest.FixtureRequest
+) -> None:
     """The lifespan freezes what start-up made (gc.freeze); the collector itself stays on, or
     the service would never free a reference cycle."""
+    once_in(request, JWT_BAKE, "the lifespan's gc.freeze() is the same whatever the options")
     with serving(installed.path, installed.package) as service:
 
         def collected() -> bool:  # with the collector off, traffic would not move the count
@@ -153,7 +157,7 @@ def test_the_garbage_collector_is_on_once_the_service_serves(installed: Baked) -
 def test_two_workers_count_every_request_exactly(
     installed: Baked, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    once_in(request, "default", "the metrics' set-up is the same whatever the options")
+    once_in(request, JWT_BAKE, "the metrics' set-up is the same whatever the options")
     settings = {
         f"{installed.package.upper()}_WORKERS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
@@ -178,8 +182,10 @@ def receiver() -> Iterator[tuple[str, list[Any]]]:
 
 
 def test_spans_continue_the_incoming_trace_and_logs_carry_its_id(
-    installed: Baked, receiver: tuple[str, list[Any]]
+    installed: Baked, receiver: tuple[str, list[Any]], request: pytest.FixtureRequest
 ) -> None:
+    # Spans of the options' own (queries, outbound calls, messages): their own tests.
+    once_in(request, API_KEY_BAKE, "the request's span and access line are the same everywhere")
     endpoint, spans = receiver
     settings = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -212,8 +218,9 @@ def test_spans_continue_the_incoming_trace_and_logs_carry_its_id(
 
 
 def test_unsampled_requests_export_nothing(
-    installed: Baked, receiver: tuple[str, list[Any]]
+    installed: Baked, receiver: tuple[str, list[Any]], request: pytest.FixtureRequest
 ) -> None:
+    once_in(request, LAMBDA_BAKE, "the sampling is the same whatever the options")
     endpoint, spans = receiver
     settings = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
