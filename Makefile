@@ -33,7 +33,7 @@ servers: ## Install the servers the self-tests start (apt-get on Debian/Ubuntu; 
 	tests/install-servers
 
 test: $(BIN)/cookiecutter servers $(SPECTRAL) ## The whole self-test suite: hooks, then every combination
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=30
+	$(BIN)/pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=30
 
 test-hooks: $(BIN)/cookiecutter ## Only the fast hook tests
 	$(BIN)/pytest tests/test_hooks.py

@@ -8,36 +8,44 @@ python-multipart), redis, PostgreSQL (SQLAlchemy, asyncpg, aiosqlite, Alembic), 
 mangum: Lambda is refused with RabbitMQ, so mangum's bound is checked in the first Lambda bake,
 by that bake's Lambda handler tests and mypy only (a second whole `make check` costs minutes)."""
 
+import os
 import re
 import shutil
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from .combinations import COMBINATIONS
+from .combinations import COMBINATIONS, DEFAULTS
 from .conftest import Baked, run
 
 # Also set for `make check`'s `uv run`s: under the default resolution they would re-lock.
 LOWEST = {"UV_RESOLUTION": "lowest-direct"}
 
 
-def has_the_most_optional_dependencies(baked: Baked) -> bool:
-    context = baked.context
+def has_the_most_optional_dependencies(context: dict[str, Any]) -> bool:
+    context = {**DEFAULTS, **context}
     return (
         context["auth"] == "jwt"
         and context["rate_limit_storage"] == "redis"
         and context["database"] == "postgresql"
         and context["messaging"] == "rabbitmq"
-        and str(context["include_realtime"]).lower() == "true"
+        and context["include_realtime"] is True
     )
 
 
-def is_the_first_lambda_bake(request: pytest.FixtureRequest) -> bool:
-    first = next(c for c in COMBINATIONS.values() if c.get("aws_lambda"))
-    return bool(request.node.callspec.params["baked"] == first)
+def bake_of(name: str, cookies_session: Any) -> Baked:
+    """A bake of its own: these checks are a group of their own on the test workers (the
+    combination's own group is long enough), run with the combination's CI job."""
+    only = os.environ.get("COMBINATION")
+    if only and only != name:
+        pytest.skip(f"in {name}'s job")
+    result = cookies_session.bake(extra_context=COMBINATIONS[name])
+    assert result.exit_code == 0, result.exception
+    return Baked(Path(result.project_path), result.context)
 
 
 def direct_requirements(project: Path) -> list[Requirement]:
@@ -90,20 +98,21 @@ def locked_at_the_lower_bounds(baked: Baked, tmp_path: Path) -> Path:
 
 
 @pytest.mark.bake
-def test_the_lower_bounds_pass_make_check(baked: Baked, tmp_path: Path) -> None:
-    if not has_the_most_optional_dependencies(baked):
-        pytest.skip("re-locked at the lower bounds in the bake with the most dependencies only")
-    project = locked_at_the_lower_bounds(baked, tmp_path)
+@pytest.mark.xdist_group("lower-bounds")
+def test_the_lower_bounds_pass_make_check(cookies_session: Any, tmp_path: Path) -> None:
+    [name] = [n for n, c in COMBINATIONS.items() if has_the_most_optional_dependencies(c)]
+    project = locked_at_the_lower_bounds(bake_of(name, cookies_session), tmp_path)
     result = run(["make", "check"], project, env=LOWEST)
     assert "Required test coverage of 90" in result.stdout
 
 
 @pytest.mark.bake
+@pytest.mark.xdist_group("mangum-lower-bound")
 def test_mangum_at_its_lower_bound_passes_the_lambda_checks(
-    baked: Baked, tmp_path: Path, request: pytest.FixtureRequest
+    cookies_session: Any, tmp_path: Path
 ) -> None:
-    if not is_the_first_lambda_bake(request):
-        pytest.skip("mangum's lower bound is checked in the first Lambda bake only")
+    name = next(n for n, c in COMBINATIONS.items() if c.get("aws_lambda"))
+    baked = bake_of(name, cookies_session)
     project = locked_at_the_lower_bounds(baked, tmp_path)
     run(["uv", "run", "pytest", "-q", "tests/test_lambda_handler.py"], project, env=LOWEST)
     run(["uv", "run", "mypy", f"src/{baked.package}/lambda_handler.py"], project, env=LOWEST)

@@ -20,6 +20,9 @@ from .test_hooks import post_gen
 from .test_template import tool
 from .test_update import IGNORED
 
+# One worker takes them all (they share a bake of the previous release), early: they are long.
+pytestmark = pytest.mark.xdist_group("upgrade")
+
 # The previous release, by its full commit: tags may be missing from a clone, commits are not.
 PREVIOUS_RELEASE = "219162236efcce46331334db0a80b8297125d6d8"  # v0.2.0
 IDENTITY = {
