@@ -79,13 +79,16 @@ class RabbitMQ:
 
     def stop(self) -> None:
         """SIGTERM to the broker's own process group; waits until all of it has exited (the
-        Erlang VM outlives its launcher by a few seconds)."""
+        Erlang VM outlives its launcher by a few seconds). The launcher, our child, is reaped
+        first: until then it stays in the group as a zombie, and the wait would last its 30 s."""
         for pid in self.pids:
             try:
                 group = os.getpgid(pid)
             except ProcessLookupError:
                 continue
             os.killpg(group, signal.SIGTERM)
+            if self.server is not None:
+                self.server.wait(timeout=30)
             wait_for_group(group)
         self.pids.clear()
         if self.server is not None:

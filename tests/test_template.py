@@ -72,7 +72,7 @@ def test_the_use_it_command_bakes_from_a_local_clone_as_written(tmp_path: Path) 
     block = use_it.split("```bash\n", 1)[1].split("```", 1)[0]
     command = next(line for line in block.splitlines() if line.startswith("cookiecutter "))
     clone = tmp_path / "fastapi-service-template"
-    ignored = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__")
+    ignored = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__", "node_modules")
     shutil.copytree(TEMPLATE, clone, ignore=ignored)
     result = subprocess.run(
         ["bash", "-c", command], cwd=clone, input="\n" * 20, capture_output=True, text=True

@@ -16,7 +16,10 @@ SETTINGS = Path("{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}
 ENV_EXAMPLE = Path("{{cookiecutter.project_slug}}/.env.example")
 OLD_DEFAULT = "readiness_timeout_seconds: float = Field(default=2.0,"
 OLD_EXAMPLE = "_READINESS_TIMEOUT_SECONDS=2.0"
-IGNORED = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "__pycache__", ".pytest_cache")
+# Not the template: what `make test` installs or writes beside it (spectral in tests/node_modules).
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", ".cache", "build", "__pycache__", ".pytest_cache", "node_modules"
+)
 
 
 @pytest.fixture(autouse=True)
