@@ -55,13 +55,13 @@ def pytest_configure(config: pytest.Config) -> None:
 # --no-loadscope-reorder`), each unit a group of tests kept on one worker: the longest first,
 # so that the workers end together; the rest (the hooks' quick tests, one unit each) last.
 LONGEST_FIRST = [
-    "default",
     "py3.11-long_quoted_names-all_options_but_lambda",
+    "default",
     JWT_BAKE,
-    API_KEY_BAKE,
     "upgrade",
     "lower-bounds",
     LAMBDA_BAKE,
+    API_KEY_BAKE,
     "mangum-lower-bound",
 ]
 

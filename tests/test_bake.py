@@ -215,7 +215,11 @@ def test_main_shows_the_whole_application(baked: Baked) -> None:
     assert elsewhere == []
 
 
-def test_make_check_passes(installed: Baked) -> None:
+def test_make_check_passes(installed: Baked, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["baked"] == COMBINATIONS["default"]:
+        # tests/test_upgrade.py: a 0.2.0 bake updated to this tree has exactly a new default
+        # bake's files (plus a team's), then a resource added and the README's `make check`.
+        pytest.skip("default's make check runs in the upgrade test, on the same files and more")
     result = run(["make", "check"], installed.path)
     assert "Required test coverage of 90" in result.stdout
     assert (installed.path / "uv.lock").is_file()
