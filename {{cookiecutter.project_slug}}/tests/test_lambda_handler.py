@@ -99,6 +99,21 @@ def test_a_host_outside_the_allowed_hosts_is_refused() -> None:
     assert json.loads(response["body"])["title"] == "Bad Request"
 
 
+def in_a_new_process(
+    script: str, event: dict[str, Any], **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`script` run with the event as its argument, as a container's cold start would."""
+    env = {**os.environ, **{f"{ENV_PREFIX}{name}": value for name, value in settings.items()}}
+    return subprocess.run(
+        [sys.executable, "-c", script, json.dumps(event)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+
+
 def test_three_invocations_start_the_app_once() -> None:
     """In a new process, as a container's cold start (this one imported the handler already)."""
     script = (
@@ -107,16 +122,7 @@ def test_three_invocations_start_the_app_once() -> None:
         "for _ in range(3):\n"
         "    print(handler(json.loads(sys.argv[1]), None)['statusCode'])\n"
     )
-    event = json.dumps(http_api_event("/health/live"))
-    env = {**os.environ, f"{ENV_PREFIX}LOG_FORMAT": "json"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, event],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+    result = in_a_new_process(script, http_api_event("/health/live"), LOG_FORMAT="json")
     lines = result.stdout.splitlines()
     logged = [json.loads(line)["message"] for line in lines if line.startswith("{")]
     assert logged.count("starting") == 1
@@ -139,16 +145,7 @@ def test_an_invocation_sends_its_spans_before_it_returns() -> None:
         "print(handler(json.loads(sys.argv[1]), None)['statusCode'])\n"
         "print([span.name for span in spans.get_finished_spans()])\n"
     )
-    event = json.dumps(http_api_event("/no/such/route"))
-    env = {**os.environ, f"{ENV_PREFIX}TRACE_SAMPLE_RATIO": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, event],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+    result = in_a_new_process(script, http_api_event("/no/such/route"), TRACE_SAMPLE_RATIO="1")
     status, names = result.stdout.splitlines()[-2:]
     assert status == "404"
     assert names == "['GET']"
