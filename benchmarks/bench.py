@@ -238,6 +238,19 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+def spreads(rounds: Runs, keys: tuple[str, ...]) -> dict[str, dict[str, list[float]]]:
+    """Per variant and key, the lowest and highest of the rounds' ratios to bare: each round ran
+    every variant once, so round i of a variant is read against round i of bare."""
+    return {
+        name: {
+            f"{key}_ratio_spread": [min(ratios), max(ratios)]
+            for key in keys
+            if (ratios := [run[key] / base[key] for run, base in zip(runs, rounds["bare"])])
+        }
+        for name, runs in rounds.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -289,15 +302,20 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     with serving(project, pinned) as servers:
         rounds = throughput(servers, pinned, args.rounds, args.seconds)
         medians = {name: summarise(runs) for name, runs in rounds.items()}
+        spread = spreads(rounds, ("rps", "cpu_us_per_request"))
         qps = hey.per_worker_qps(medians["bare"]["rps"])
         rounds = fixed_load(servers, pinned, args.rounds, args.seconds, qps)
         latency = {name: summarise(runs) for name, runs in rounds.items()}
+        latency_spread = spreads(rounds, ("p99_ms",))
     with serving(project, workers) as servers:
         rounds = throughput(servers, workers, args.rounds, args.seconds)
         scaling = {name: summarise(runs) for name, runs in rounds.items()}
     starts = cold_start(project, pinned, 18190, args.cold_starts)
     imports = import_ms(project, [bare, service], 18190, args.cold_starts)
     report = build_report(medians, latency, qps, scaling, starts, args, served_python(project))
+    for name, row in report["variants"].items():
+        row.update(spread[name])
+        row["fixed_load"].update(latency_spread[name])
     report["imports_ms"] = import_summary(imports["bare"], imports["service"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -346,25 +364,31 @@ def import_summary(bare: Counter[str], service: Counter[str]) -> dict[str, Any]:
             "added_by_service": dict(sorted(added.items(), key=lambda item: -item[1]))}  # fmt: skip
 
 
+def spread_text(spread: list[float]) -> str:
+    """The rounds' lowest and highest ratio: how far one round can be trusted."""
+    return f"{spread[0]:.2f}-{spread[1]:.2f}"
+
+
 def markdown(report: dict) -> str:
     busy = ", ".join(f"{load:.1f}" for load in report.get("load_average", ()))
     lines = [f"{report['method']}; {report['machine']}; load average {busy}; {report['route']}", "",
-             "| variant | req/s | × bare | p50 ms (saturated) | p99 ms (saturated) | p99 × bare | CPU µs/req | CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| variant | req/s | × bare | rounds' × bare | p50 ms (saturated) | p99 ms (saturated) | p99 × bare | CPU µs/req | CPU × bare | rounds' CPU × bare | cold start × bare | idle RSS MiB | RSS × bare | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
-        lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-                     f"| {r['p99_ratio']:.2f} | {r['cpu_us_per_request']:.0f} | {r['cpu_ratio']:.2f} "
+        lines.append(f"| {name} | {r['rps']:.0f} | {r['rps_ratio']:.2f} | {spread_text(r['rps_ratio_spread'])} "
+                     f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p99_ratio']:.2f} | {r['cpu_us_per_request']:.0f} "
+                     f"| {r['cpu_ratio']:.2f} | {spread_text(r['cpu_us_per_request_ratio_spread'])} "
                      f"| {r['cold_start_ratio']:.2f} | {r['idle_rss_mib']:.1f} "
                      f"| {r['rss_ratio']:.2f} | {r['errors']:.0f} |")  # fmt: skip
     load = report["fixed_load"]
     lines += ["", f"Latency at a fixed offered load of {load['offered_rps']:.0f} req/s, half of bare's "
                   f"{load['bare_capacity_rps']:.0f} ({load['method']}):", "",
-              "| variant | answered req/s | p50 ms | p99 ms | p99 × bare | non-2xx |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+              "| variant | answered req/s | p50 ms | p99 ms | p99 × bare | rounds' p99 × bare | non-2xx |",
+              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in report["variants"].items():
         f = r["fixed_load"]
         lines.append(f"| {name} | {f['rps']:.0f} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} "
-                     f"| {f['p99_ratio']:.2f} | {f['errors']:.0f} |")  # fmt: skip
+                     f"| {f['p99_ratio']:.2f} | {spread_text(f['p99_ms_ratio_spread'])} | {f['errors']:.0f} |")  # fmt: skip
     w = report["workers"]
     lines += ["", f"2 workers / 1 worker (both unpinned, wrk on the same 2 cores): service {w['ratio']:.2f}×, "
                   f"bare {w['bare_ratio']:.2f}×"]  # fmt: skip
