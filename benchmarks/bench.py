@@ -312,10 +312,8 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
         scaling = {name: summarise(runs) for name, runs in rounds.items()}
     starts = cold_start(project, pinned, 18190, args.cold_starts)
     imports = import_ms(project, [bare, service], 18190, args.cold_starts)
-    report = build_report(medians, latency, qps, scaling, starts, args, served_python(project))
-    for name, row in report["variants"].items():
-        row.update(spread[name])
-        row["fixed_load"].update(latency_spread[name])
+    report = build_report(medians, latency, qps, scaling, starts, args, served_python(project),
+                          spread, latency_spread)  # fmt: skip
     report["imports_ms"] = import_summary(imports["bare"], imports["service"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -329,16 +327,18 @@ def served_python(project: Path) -> str:
 
 
 def build_report(medians: dict, latency: dict, qps: float, scaling: dict, starts: dict,
-                 args: argparse.Namespace, versions: str) -> dict:  # fmt: skip
+                 args: argparse.Namespace, versions: str, spread: dict, latency_spread: dict) -> dict:  # fmt: skip
     base, base_latency = medians["bare"], latency["bare"]
     rows = {}
     for name, m in medians.items():
         cold, rss = starts[name]
-        at_load = {**latency[name], "p99_ratio": latency[name]["p99_ms"] / base_latency["p99_ms"]}
+        at_load = {**latency[name], "p99_ratio": latency[name]["p99_ms"] / base_latency["p99_ms"],
+                   **latency_spread[name]}  # fmt: skip
         rows[name] = {**m, "rps_ratio": m["rps"] / base["rps"], "p99_ratio": m["p99_ms"] / base["p99_ms"],
                       "cpu_ratio": m["cpu_us_per_request"] / base["cpu_us_per_request"],
                       "cold_start_s": cold, "cold_start_ratio": cold / starts["bare"][0],
-                      "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1], "fixed_load": at_load}  # fmt: skip
+                      "idle_rss_mib": rss, "rss_ratio": rss / starts["bare"][1], "fixed_load": at_load,
+                      **spread[name]}  # fmt: skip
     two, one = scaling["service-2-workers"]["rps"], scaling["service-1-worker"]["rps"]
     bare_two, bare_one = scaling["bare-2-workers"]["rps"], scaling["bare-1-worker"]["rps"]
     return {

@@ -164,9 +164,17 @@ def test_the_report_offers_half_of_bares_measured_rate_and_compares_p99_at_that_
     workers = {name: saturated(1000) for name in scaling}
     starts = {"bare": (0.5, 50.0), "service": (0.7, 60.0)}
     args = argparse.Namespace(rounds=5, seconds=8)
-    report = bench.build_report(medians, latency, hey.per_worker_qps(8000), workers, starts, args, "Python 3")
+    rounds = {"bare": [saturated(8000), saturated(9000)], "service": [saturated(6000), saturated(5400)]}
+    spread = bench.spreads(rounds, ("rps", "cpu_us_per_request"))
+    latency_spread = bench.spreads({name: [run] for name, run in latency.items()}, ("p99_ms",))
+    report = bench.build_report(medians, latency, hey.per_worker_qps(8000), workers, starts, args, "Python 3",
+                                spread, latency_spread)
     assert report["fixed_load"]["offered_rps"] == pytest.approx(4000)
     assert report["fixed_load"]["method"].startswith("hey -c 20 -q 200.00, 5 interleaved rounds of 8s")
     assert report["variants"]["service"]["fixed_load"]["p99_ratio"] == pytest.approx(1.5)
     assert report["variants"]["service"]["rps_ratio"] == pytest.approx(0.75)
-    assert "| service | 4000 | 1.30 | 7.50 | 1.50 | 0 |" in bench.markdown(report).splitlines()
+    assert report["variants"]["service"]["rps_ratio_spread"] == pytest.approx([0.6, 0.75])
+    assert report["variants"]["service"]["cpu_us_per_request_ratio_spread"] == pytest.approx([1 / 0.75, 1 / 0.6])
+    lines = bench.markdown(report).splitlines()
+    assert "| service | 4000 | 1.30 | 7.50 | 1.50 | 1.50-1.50 | 0 |" in lines
+    assert any(line.startswith("| service | 6000 | 0.75 | 0.60-0.75 |") for line in lines)
