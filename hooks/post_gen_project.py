@@ -111,6 +111,8 @@ def remove_realtime() -> None:
         PACKAGE_DIR / "security" / "realtime.py",
         PACKAGE_DIR / "security" / "socket_access.py",
         Path("tests") / "test_realtime.py",
+        Path("tests") / "test_realtime_guards.py",
+        Path("tests") / "realtime_clients.py",
         DOCS / "realtime.md",
     )
 
