@@ -141,6 +141,7 @@ def remove_auth_jwt() -> None:
         PACKAGE_DIR / "security" / "dev_user.py",
         PACKAGE_DIR / "api" / "tokens.py",
         Path("tests") / "test_tokens.py",
+        Path("tests") / "test_token_users.py",
         DOCS / "jwt.md",
     )
 
