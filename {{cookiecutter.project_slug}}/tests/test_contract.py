@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as explored
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.settings import Settings
 {%- if cookiecutter.include_examples %}
+
+from {{ cookiecutter.package_name }}.settings import Settings
+
 from .test_characters import character
 from .upstream import FakeUpstream, Reply
 {%- endif %}
@@ -32,21 +35,18 @@ def characters(path: str) -> Any:
 
 
 @pytest.fixture
-def contract_client(settings: Settings, upstream: FakeUpstream) -> Iterator[TestClient]:
-    """The app with its lifespan running, its upstream a fake characters API."""
+def settings(settings: Settings, upstream: FakeUpstream) -> Settings:
+    """The tests' settings, the upstream a fake characters API."""
     upstream.default = Reply(body=characters)
-    app = create_app(settings.model_copy(update={"characters_api_url": upstream.url}))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
-{%- else %}
+    return settings.model_copy(update={"characters_api_url": upstream.url})
+{%- endif %}
 
 
 @pytest.fixture
-def contract_client(settings: Settings) -> Iterator[TestClient]:
-    """The app with its lifespan running."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+def contract_client(app: FastAPI) -> Iterator[TestClient]:
+    """conftest's `app` (with messaging but no database, its broker a fake), lifespan running."""
+    with TestClient(app, raise_server_exceptions=False) as client:
         yield client
-{%- endif %}
 
 
 def event_streams(document: dict[str, Any]) -> set[tuple[str, str]]:
@@ -76,7 +76,7 @@ def test_every_answer_matches_the_document(
     schema = schemathesis.openapi.from_dict(document)
 
     @given(case=schema.as_strategy(generation_mode=mode))
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @explored(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
     def answers_as_documented(case: schemathesis.Case[Any]) -> None:
         if (case.method, case.path) in event_streams(document):
             return  # a stream never ends by itself: its own tests read it
