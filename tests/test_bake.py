@@ -369,16 +369,26 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run (Linux: /proc)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
 def test_cpu_heavy_work_leaves_the_service_responsive(installed: Baked, service: Service) -> None:
-    """While a process computes the millionth prime, the live probe is answered: first the
-    baseline latency, then the latency with the work running (printed), and the probe's answer
-    comes before the prime's."""
+    """No process runs beside the service until the first job opens the pool. While a process
+    computes the millionth prime, the live probe is answered: first the baseline latency, then
+    the latency with the work running (printed), and the probe's answer comes before the
+    prime's."""
     if not installed.context["include_examples"]:
         pytest.skip("include_examples is off")
     live = f"{service.url}/health/live"
-    # The pool's processes start with the first job: on a busy machine that alone takes seconds.
+    # The pool opens with the first job: no process before it, not even a resource tracker.
+    assert children(service.process.pid) == []
+    # Its processes start then: on a busy machine that alone takes seconds.
     pool_up = httpx.get(f"{service.url}/api/v1/primes/1000", timeout=60)
     assert pool_up.json()["prime"] == 7919
+    assert children(service.process.pid)  # the pool's processes, the resource tracker
     started = time.monotonic()
     assert httpx.get(live).status_code == 200
     idle_ms = (time.monotonic() - started) * 1000
