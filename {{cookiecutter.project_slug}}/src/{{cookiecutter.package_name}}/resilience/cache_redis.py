@@ -2,8 +2,9 @@
 
 `redis://` (or `rediss://`, TLS) is a Redis shared by every replica, so an answer fetched by one
 is served by all (`memory://`, this process's memory, needs nothing from here: the characters'
-router imports this module, and redis with it, only for a Redis URL). Keys are `<package>:cache:<upstream>:<key>`
-and expire when no longer servable (the cache's ttl + stale window).
+router imports this module, and redis with it, only for a Redis URL). Keys are
+`<package>:cache:<upstream>:<key>` and expire when no longer servable (the cache's ttl + stale
+window).
 
 Redis is never in a request's way for long: its client waits at most TIMEOUT_SECONDS and tries
 once. When it fails, reads are misses and writes are skipped (the upstream answers), logged
