@@ -18,6 +18,7 @@ after the throughput rounds, as many rounds of `hey -c 20 -q N` (on CPU 1), 20 w
 offering half of bare's measured capacity to every variant, interleaved and shuffled the same way.
 Also: cold start (process start to first 200) and idle RSS, interleaved too; the imports done
 before the first 200, by package; and 2 workers against 1, for the service and for bare FastAPI.
+With --start-only, only the cold start, idle RSS and imports of bare and the service (a).
 Prints Markdown tables and writes JSON (benchmarks/results/latest.json). Asserts nothing:
 the numbers are for reading, as ratios to `bare` measured in the same run.
 """
@@ -259,13 +260,14 @@ def main() -> None:
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--layers", action="store_true", help="also each layer turned off")
+    parser.add_argument("--start-only", action="store_true", help="only cold start, idle RSS and imports")
     args = parser.parse_args()
 
     project = bake(args.build)
     sink = subprocess.Popen(["taskset", "-c", "1", str(project / ".venv/bin/python"),
                              str(HERE / "otlp_sink.py"), str(SINK_PORT)])  # fmt: skip
     try:
-        run_all(project, args)
+        (start_only if args.start_only else run_all)(project, args)
     finally:
         sink.terminate()
 
@@ -318,6 +320,23 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
+
+
+def start_only(project: Path, args: argparse.Namespace) -> None:
+    """Cold start, idle RSS and imports of bare and the service (a), no load: a quick loop."""
+    bare = Variant("bare", "bare_app:app", flags=("--no-access-log",))
+    service = Variant("service", "-m", PRODUCTION)
+    starts = cold_start(project, [bare, service], 18190, args.cold_starts)
+    imported = import_ms(project, [bare, service], 18190, args.cold_starts)
+    imports = import_summary(imported["bare"], imported["service"])
+    busy = ", ".join(f"{load:.1f}" for load in os.getloadavg())
+    print(f"{args.cold_starts} interleaved starts each, medians; load average {busy}\n\n"
+          "| variant | cold start ms | × bare | idle RSS MiB | × bare | imports ms |\n|---|---:|---:|---:|---:|---:|")  # fmt: skip
+    for name, (cold, rss) in starts.items():
+        print(f"| {name} | {cold * 1000:.0f} | {cold / starts['bare'][0]:.2f} | {rss:.1f} "
+              f"| {rss / starts['bare'][1]:.2f} | {imports[name]} |")  # fmt: skip
+    added = ", ".join(f"{name} {ms:.0f}" for name, ms in imports["added_by_service"].items())
+    print(f"\nThe service's imports beyond bare's, by package (ms): {added}")
 
 
 def served_python(project: Path) -> str:

@@ -22,7 +22,12 @@ from openapi_spec_validator import validate
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from .combinations import COMBINATIONS, first_with_messaging, first_with_realtime
+from .combinations import (
+    COMBINATIONS,
+    first_with_examples,
+    first_with_messaging,
+    first_with_realtime,
+)
 from .conftest import Baked, Publisher, once_per, run
 from .resource import readme_steps
 from .served import Service, free_port, running, start_service
@@ -369,16 +374,26 @@ def test_the_service_serves_the_articles_example(installed: Baked, service: Serv
     assert [e["loc"] for e in invalid.json()["errors"]] == [["body", "name"], ["body", "price"]]
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run (Linux: /proc)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
 def test_cpu_heavy_work_leaves_the_service_responsive(installed: Baked, service: Service) -> None:
-    """While a process computes the millionth prime, the live probe is answered: first the
-    baseline latency, then the latency with the work running (printed), and the probe's answer
-    comes before the prime's."""
+    """No process runs beside the service until the first job opens the pool. While a process
+    computes the millionth prime, the live probe is answered: first the baseline latency, then
+    the latency with the work running (printed), and the probe's answer comes before the
+    prime's."""
     if not installed.context["include_examples"]:
         pytest.skip("include_examples is off")
     live = f"{service.url}/health/live"
-    # The pool's processes start with the first job: on a busy machine that alone takes seconds.
+    # The pool opens with the first job: no process before it, not even a resource tracker.
+    assert children(service.process.pid) == []
+    # Its processes start then: on a busy machine that alone takes seconds.
     pool_up = httpx.get(f"{service.url}/api/v1/primes/1000", timeout=60)
     assert pool_up.json()["prime"] == 7919
+    assert children(service.process.pid)  # the pool's processes, the resource tracker
     started = time.monotonic()
     assert httpx.get(live).status_code == 200
     idle_ms = (time.monotonic() - started) * 1000
@@ -391,6 +406,28 @@ def test_cpu_heavy_work_leaves_the_service_responsive(installed: Baked, service:
         assert not prime.done()  # answered while the CPU work still ran
         assert prime.result().json() == {"n": 1000000, "prime": 15485863}
     print(f"\n/health/live: {idle_ms:.1f} ms idle, {busy_ms:.1f} ms beside the CPU work")
+
+
+def test_a_start_with_the_cache_and_counters_in_memory_imports_no_redis(
+    request: pytest.FixtureRequest, installed: Baked
+) -> None:
+    """Once, in the first combination with the examples (the characters' cache): started the
+    production way, the service imports redis only for a Redis store (the import log, read up
+    to its first answer, from `python -X importtime`)."""
+    if request.node.callspec.params["baked"] != COMBINATIONS[first_with_examples()]:
+        pytest.skip(f"runs once, in {first_with_examples()}")
+    prefix = installed.package.upper()
+    settings = {
+        f"{prefix}_CACHE_URL": "memory://",
+        f"{prefix}_RATE_LIMIT_STORAGE_URI": "memory://",
+        "PYTHONPROFILEIMPORTTIME": "1",
+    }
+    service = start_service(installed.path, installed.package, settings)
+    output = service.stop()
+    imported = re.findall(r"^import time: .*\| +([\w.]+)$", output, re.M)
+    assert f"{installed.package}.settings" in imported  # the log is the service's,
+    assert "Application startup complete." in output  # its lifespan's imports included
+    assert [name for name in imported if name.split(".")[0] == "redis"] == []
 
 
 def handshake_status(url: str, **options: Any) -> int:

@@ -5,6 +5,11 @@ The template's own tests run a real Redis: two processes sharing answers, Redis 
 mid-run and started again.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
@@ -25,6 +30,39 @@ def test_the_cache_url_is_memory_or_redis_and_kept_secret() -> None:
         Settings(_env_file=None, cache_url="memcached://cache.internal:11211")
     expected = f"{ENV_PREFIX}CACHE_URL: must start with memory://, redis:// or rediss://"
     assert describe(refused.value) == expected
+
+
+# The app built, the memory store opened and closed, in a process of its own: this one has
+# imported redis already.
+IMPORTS_REDIS = """
+import asyncio, sys
+from {{ cookiecutter.package_name }}.main import app
+from {{ cookiecutter.package_name }}.api.characters import open_cache_store
+
+async def open_and_close() -> None:
+    async with open_cache_store("memory://"):
+        pass
+
+asyncio.run(open_and_close())
+print(any(name.split(".")[0] == "redis" for name in sys.modules))
+"""
+
+
+def test_redis_is_imported_only_for_a_redis_store(tmp_path: Path) -> None:
+    """With the cache and the rate-limit counters in memory, redis is never imported: a shorter
+    start, less memory."""
+    memory = {f"{ENV_PREFIX}CACHE_URL": "memory://"}
+    memory[f"{ENV_PREFIX}RATE_LIMIT_STORAGE_URI"] = "memory://"
+    ran = subprocess.run(
+        [sys.executable, "-c", IMPORTS_REDIS],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **memory},
+        cwd=tmp_path,  # no .env
+        timeout=120,
+        check=True,
+    )
+    assert ran.stdout.strip() == "False"
 
 
 def test_an_unreachable_redis_is_a_miss_logged_once(

@@ -52,7 +52,7 @@ def test_the_event_loop_keeps_running_while_the_pool_computes() -> None:
     async def in_the_pool() -> int:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=context) as executor:
-            job = asyncio.ensure_future(CpuPool(executor, 1, 0).run(nth_prime, MAX_N))
+            job = asyncio.ensure_future(CpuPool(lambda: executor, 1, 0).run(nth_prime, MAX_N))
             return await loop_turns_while(job)
 
     async def on_the_loop() -> int:  # the baseline: the same work called directly
@@ -65,11 +65,33 @@ def test_the_event_loop_keeps_running_while_the_pool_computes() -> None:
     assert asyncio.run(in_the_pool()) > 10
 
 
+def test_the_pool_opens_with_the_first_job_and_only_once() -> None:
+    """No process (nor multiprocessing's resource tracker) before a prime is asked for; the
+    service's shutdown closes the pool it opened."""
+    opened: list[ThreadPoolExecutor] = []
+
+    def open_executor() -> ThreadPoolExecutor:
+        opened.append(ThreadPoolExecutor(1))
+        return opened[-1]
+
+    async def two_jobs() -> list[int]:
+        pool = CpuPool(open_executor, workers=1, max_queued=0)
+        assert opened == []
+        answers = [await pool.run(nth_prime, 10), await pool.run(nth_prime, 1000)]
+        pool.shutdown()
+        return answers
+
+    assert asyncio.run(two_jobs()) == [29, 7919]
+    assert len(opened) == 1
+    with pytest.raises(RuntimeError, match="after shutdown"):  # shut down with the pool
+        opened[0].submit(int)
+
+
 def test_a_full_line_is_a_503_with_retry_after() -> None:
     async def three_at_once() -> list[object]:
         release = asyncio.Event()
         with ThreadPoolExecutor(1) as executor:
-            pool = CpuPool(executor, workers=1, max_queued=1)  # two places
+            pool = CpuPool(lambda: executor, workers=1, max_queued=1)  # two places
             loop = asyncio.get_running_loop()
 
             def wait_for_release() -> None:

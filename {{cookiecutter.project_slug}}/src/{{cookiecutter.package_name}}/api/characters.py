@@ -16,13 +16,25 @@ from pydantic import BeforeValidator, Field
 from ..domain.characters import Character, CharactersApi
 from ..errors import Problem
 from ..resilience import UPSTREAM_RESPONSES, UpstreamPolicy, open_upstream
-from ..resilience.cache import Cached, ReadThroughCache
-from ..resilience.cache_redis import open_cache_store
+from ..resilience.cache import CacheStore, Cached, MemoryStore, ReadThroughCache
 from ..settings import Settings
 from ..security.rate_limit import RATE_LIMITED, RateLimitedRoute
 from . import API_PREFIX
 
 MAX_IDS = 20
+
+
+@asynccontextmanager
+async def open_cache_store(url: str) -> AsyncIterator[CacheStore]:
+    """The store CACHE_URL names, for the lifespan."""
+    if url.startswith("memory://"):
+        yield MemoryStore()
+        return
+    # Imported here: redis is a slower start and more memory, for a Redis cache only.
+    from ..resilience.cache_redis import open_redis_store
+
+    async with open_redis_store(url) as store:
+        yield store
 
 
 @asynccontextmanager

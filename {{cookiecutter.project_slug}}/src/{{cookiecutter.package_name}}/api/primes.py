@@ -1,7 +1,7 @@
 """/api/v1/primes: an example of CPU-heavy work kept off the event loop.
 
-`GET /primes/{n}` computes the n-th prime in a process pool opened by this router's lifespan
-(CPU_WORKERS processes, started on first use), so the event loop keeps serving every other
+`GET /primes/{n}` computes the n-th prime in a process pool set up by this router's lifespan
+and opened by the first job (CPU_WORKERS processes), so the event loop keeps serving every other
 request meanwhile. At most CPU_MAX_QUEUED jobs wait for a process; beyond that a request gets a
 503 problem with Retry-After at once, rather than a queue that only grows. CPU_WORKERS=0 runs the
 jobs in a thread instead (where processes cannot be started, e.g. AWS Lambda): off the loop, but
@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Path, Request
@@ -37,10 +38,16 @@ RETRY_AFTER_SECONDS = 1
 
 
 class CpuPool:
-    """A process pool with a bounded line: `run` refuses when every place is taken."""
+    """A process pool with a bounded line: `run` refuses when every place is taken.
 
-    def __init__(self, executor: Executor, workers: int, max_queued: int) -> None:
-        self.executor = executor
+    The executor is opened by the first job: a service that never gets one starts no process,
+    not even multiprocessing's resource tracker, which a process pool starts with its queues."""
+
+    def __init__(
+        self, open_executor: Callable[[], Executor], workers: int, max_queued: int
+    ) -> None:
+        self.open_executor = open_executor
+        self.executor: Executor | None = None
         self.places = max(workers, 1) + max_queued
         self.in_use = 0
 
@@ -51,11 +58,18 @@ class CpuPool:
                 "Too much CPU-heavy work is queued; try again later.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        if self.executor is None:
+            self.executor = self.open_executor()
         self.in_use += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
         finally:
             self.in_use -= 1
+
+    def shutdown(self) -> None:
+        """Waits for the jobs already running (at most seconds), so every process exits cleanly."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def ignore_stop_signals() -> None:
@@ -67,20 +81,23 @@ def ignore_stop_signals() -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
-    executor: Executor
+    open_executor: Callable[[], Executor]
     if settings.cpu_workers:
         # spawn: a fresh interpreter per process, never a fork of this one's threads and loop.
         context = multiprocessing.get_context("spawn")
-        executor = ProcessPoolExecutor(
-            settings.cpu_workers, mp_context=context, initializer=ignore_stop_signals
+        open_executor = partial(
+            ProcessPoolExecutor,
+            settings.cpu_workers,
+            mp_context=context,
+            initializer=ignore_stop_signals,
         )
     else:
-        executor = ThreadPoolExecutor(1, thread_name_prefix="cpu")
+        open_executor = partial(ThreadPoolExecutor, 1, thread_name_prefix="cpu")
+    pool = CpuPool(open_executor, settings.cpu_workers, settings.cpu_max_queued)
     try:
-        yield {"cpu_pool": CpuPool(executor, settings.cpu_workers, settings.cpu_max_queued)}
+        yield {"cpu_pool": pool}
     finally:
-        # Waits for the jobs already running (at most seconds), so every process exits cleanly.
-        executor.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
 
 
 async def get_cpu_pool(request: Request) -> CpuPool:

@@ -10,7 +10,7 @@
   reading it gives the same `Age`, and drops it after `ttl + stale_for`. `MemoryStore` is this
   process's; a shared store (Redis) lets every replica serve what one fetched.
 {%- if cookiecutter.include_examples %} The characters
-  example picks its store from CACHE_URL (cache_redis.py).
+  example picks its store from CACHE_URL (api/characters.py; Redis's is cache_redis.py).
 {%- endif %}
 - A store that fails (down, too slow, an entry that no longer decodes) never fails a request:
   the read is a miss and the upstream answers.

@@ -1,8 +1,10 @@
-"""Where the read-through cache keeps its entries: the store CACHE_URL names.
+"""The read-through cache's entries in Redis, when CACHE_URL names one.
 
-`memory://` is this process's memory; `redis://` (or `rediss://`, TLS) is a Redis shared by every
-replica, so an answer fetched by one is served by all. Keys are `<package>:cache:<upstream>:<key>`
-and expire when no longer servable (the cache's ttl + stale window).
+`redis://` (or `rediss://`, TLS) is a Redis shared by every replica, so an answer fetched by one
+is served by all (`memory://`, this process's memory, needs nothing from here: the characters'
+router imports this module, and redis with it, only for a Redis URL). Keys are
+`<package>:cache:<upstream>:<key>` and expire when no longer servable (the cache's ttl + stale
+window).
 
 Redis is never in a request's way for long: its client waits at most TIMEOUT_SECONDS and tries
 once. When it fails, reads are misses and writes are skipped (the upstream answers), logged
@@ -19,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from .cache import CacheStore, CacheStoreError, MemoryStore
+from .cache import CacheStore, CacheStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +63,8 @@ class RedisStore:
 
 
 @asynccontextmanager
-async def open_cache_store(url: str) -> AsyncIterator[CacheStore]:
-    """The store for CACHE_URL, for a lifespan: a Redis client is closed on the way out."""
-    if url.startswith("memory://"):
-        yield MemoryStore()
-        return
+async def open_redis_store(url: str) -> AsyncIterator[CacheStore]:
+    """The store for a redis:// or rediss:// CACHE_URL, for a lifespan: closed on the way out."""
     # No retries: a second try would only double the wait of a request Redis already failed.
     client = Redis.from_url(
         url,
