@@ -65,7 +65,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...], dict[str, str]]] = {
     "without rate limiting": ({"rate_limit_enabled": False}, (), {}),
     "without CORS": ({"cors_origins": []}, (), {}),
     "without gzip (GZIP_ENABLED=false, behind nginx)": ({"gzip_enabled": False}, (), {}),
-    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "OriginCorsMiddleware", "GZipMiddleware"), {}),
+    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "OriginCorsMiddleware", "AcceptedGZipMiddleware"), {}),
     "without request ids": ({}, ("RequestIdMiddleware",), {}),
     "without observability (metrics, tracing, log)": ({}, ("ObservabilityMiddleware",), {}),
 }

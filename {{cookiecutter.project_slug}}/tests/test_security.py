@@ -190,6 +190,13 @@ def test_large_responses_are_gzipped_small_ones_not(client: TestClient) -> None:
     assert "content-encoding" not in small.headers
     plain = client.get("/test/large", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"  # a client with gzip gets another body
+
+
+def test_answers_that_gzip_would_not_change_do_not_vary_on_encoding(client: TestClient) -> None:
+    identity = {"accept-encoding": "identity"}
+    for path in ("/health/live", "/test/stream", "/test/encoded"):  # small, excluded, encoded
+        assert "vary" not in client.get(path, headers=identity).headers, path
 
 
 def test_huge_bodies_are_gzipped_event_streams_and_encoded_bodies_left_alone(
