@@ -13,7 +13,8 @@ even on a noisy machine, where `make bench` (time, through a real server) needs 
 What it cannot show: the server's own work (uvicorn, the sockets), cache misses. Read both.
 
 Variants: bare; service (production, every feature on, as in `make bench`); and the service
-without one layer at a time: each is a middleware of main.py's stack left out, or a setting.
+without one layer at a time: each is a middleware of main.py's stack left out, or a setting; and
+the service with and without gzip for a client that sends `Accept-Encoding: gzip`.
 """
 
 import argparse
@@ -65,10 +66,15 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...], dict[str, str]]] = {
     "without rate limiting": ({"rate_limit_enabled": False}, (), {}),
     "without CORS": ({"cors_origins": []}, (), {}),
     "without gzip (GZIP_ENABLED=false, behind nginx)": ({"gzip_enabled": False}, (), {}),
-    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "OriginCorsMiddleware", "GZipMiddleware"), {}),
+    "without security (edge, CORS, gzip)": ({}, ("EdgeMiddleware", "OriginCorsMiddleware", "AcceptedGZipMiddleware"), {}),
     "without request ids": ({}, ("RequestIdMiddleware",), {}),
     "without observability (metrics, tracing, log)": ({}, ("ObservabilityMiddleware",), {}),
+    "service, the client accepts gzip": ({}, (), {}),
+    "without gzip, the client accepts gzip": ({"gzip_enabled": False}, (), {}),
 }
+# Browsers and httpx send Accept-Encoding: gzip (wrk, the other variants' client, does not).
+ACCEPTS_GZIP = [(b"accept-encoding", b"gzip, deflate")]
+EXTRA_HEADERS = {name: ACCEPTS_GZIP for name in VARIANTS if "accepts gzip" in name}
 HASH_SEEDS = ("0", "1", "2")
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
@@ -111,8 +117,9 @@ async def measure(name: str, requests: int) -> None:
             post = {**SCOPE, "method": "POST", "path": "/api/v1/articles", "state": dict(state),
                     "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json")]}  # fmt: skip
             await call(app, post, b'{"name": "Article 1", "price": 10.0}')
+        scope = {**SCOPE, "headers": [*SCOPE["headers"], *EXTRA_HEADERS.get(name, [])]}
         for _ in range(200):  # warm-up: caches filled, lazy imports done
-            assert await call(app, {**SCOPE, "state": dict(state)}) == 200
+            assert await call(app, {**scope, "state": dict(state)}) == 200
         # The spans' export (their encoding, on the exporter's thread) is counted too.
         provider = getattr(getattr(app.state, "tracing", None), "provider", None)
         flush = provider.force_flush if provider is not None else lambda: True
@@ -120,7 +127,7 @@ async def measure(name: str, requests: int) -> None:
         random.seed(0)  # the same requests sampled (trace ids drawn) in every run
         toggle.start()
         for _ in range(requests):
-            await call(app, {**SCOPE, "state": dict(state)})
+            await call(app, {**scope, "state": dict(state)})
         flush()
         toggle.stop(name.encode())
 

@@ -75,6 +75,10 @@ def with_test_routes(app: FastAPI) -> FastAPI:
     async def encoded() -> Response:
         return Response(b"x" * 3000, headers={"content-encoding": "identity"})
 
+    @app.get("/test/partial")
+    async def partial() -> Response:
+        return Response(b"x" * 3000, status_code=206)
+
     @app.websocket("/test/ws")
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -190,6 +194,14 @@ def test_large_responses_are_gzipped_small_ones_not(client: TestClient) -> None:
     assert "content-encoding" not in small.headers
     plain = client.get("/test/large", headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"  # a client with gzip gets another body
+
+
+def test_answers_that_gzip_would_not_change_do_not_vary_on_encoding(client: TestClient) -> None:
+    identity = {"accept-encoding": "identity"}
+    # Small, of an excluded type, encoded already, partial.
+    for path in ("/health/live", "/test/stream", "/test/encoded", "/test/partial"):
+        assert "vary" not in client.get(path, headers=identity).headers, path
 
 
 def test_huge_bodies_are_gzipped_event_streams_and_encoded_bodies_left_alone(
