@@ -271,6 +271,19 @@ def test_an_unsampled_request_makes_no_span_object(
     assert spans.get_finished_spans() == ()
 
 
+def test_a_new_trace_is_decided_without_the_samplers_result_object(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default sampler's ratio decides a new trace by its bound: should_sample is not
+    called for it (the SDK still asks its sampler when it starts a sampled span)."""
+    app = build(spans, trace_sample_ratio=0.0)
+    with served(app) as client:
+        sampler = app.state.tracing.sampler
+        monkeypatch.setattr(sampler, "should_sample", lambda *a, **kw: pytest.fail("asked"))
+        assert client.get("/probe/items/1").status_code == 200
+    assert spans.get_finished_spans() == ()
+
+
 def test_the_incoming_parent_decides_and_its_trace_continues(
     spans: InMemorySpanExporter,
 ) -> None:

@@ -28,7 +28,12 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -86,6 +91,8 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.sampler: Sampler | None = None
+        # Under the default sampler, a new trace is sampled below this bound (see start_span).
+        self.new_trace_bound: int | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["Tracing"]:
@@ -111,8 +118,9 @@ class Tracing:
             }
         )
         # No sampler given: the SDK reads OTEL_TRACES_SAMPLER itself.
-        default = ParentBasedTraceIdRatio(settings.trace_sample_ratio)
-        sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else default
+        ratio = TraceIdRatioBased(settings.trace_sample_ratio)
+        sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else ParentBased(ratio)
+        self.new_trace_bound = None if sampler is None else ratio.bound
         provider = TracerProvider(
             sampler=sampler,
             resource=resource,
@@ -136,7 +144,7 @@ class Tracing:
         """In the lifespan shutdown: exports what is buffered (atexit never runs under uvicorn)."""
         if self.provider is not None:
             self.provider.shutdown()
-            self.provider = self.tracer = None
+            self.provider = self.tracer = self.new_trace_bound = None
 
     def start_span(self, scope: Scope) -> tuple[Span, Token[context.Context]] | None:
         """The request's server span, made current until end_span; None (and nothing done)
@@ -149,6 +157,15 @@ class Tracing:
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         ]
+        bound = self.new_trace_bound
+        if not incoming and bound is not None:
+            # A new trace under the default sampler: decided as its ratio sampler decides
+            # (the id's low 64 bits under its public bound), without the sampler's result
+            # object; the SDK reaches the same decision when it starts the span.
+            trace_id = self.ids.draw()
+            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= bound:
+                return None
+            return self.open_span(tracer, scope, EMPTY_CONTEXT, trace_id)
         parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
         parent_span = trace.get_current_span(parent).get_span_context()
         trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
