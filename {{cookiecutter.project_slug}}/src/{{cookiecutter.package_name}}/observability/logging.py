@@ -132,7 +132,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         # The timestamp is digits and punctuation only: nothing to escape.
-        line = f'{{"timestamp": "{self.timestamp(record)}", {head}'
+        line = '{"timestamp": "%s", %s' % (self.timestamp(record), head)
         return f"{line}, {self.encoder.encode(entry)[1:]}" if entry else line + "}"
 
 
