@@ -271,11 +271,10 @@ def test_an_unsampled_request_makes_no_span_object(
     assert spans.get_finished_spans() == ()
 
 
-def test_a_new_trace_is_decided_without_the_samplers_result_object(
+def test_a_new_trace_is_decided_by_the_root_sampler_alone(
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The default sampler's ratio decides a new trace by its bound: should_sample is not
-    called for it (the SDK still asks its sampler when it starts a sampled span)."""
+    """Without a parent, the parent-based sampler would only ask its root: asked directly."""
     app = build(spans, trace_sample_ratio=0.0)
     with served(app) as client:
         sampler = app.state.tracing.sampler

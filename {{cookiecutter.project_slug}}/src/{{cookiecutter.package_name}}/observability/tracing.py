@@ -91,8 +91,7 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.sampler: Sampler | None = None
-        # Under the default sampler, a new trace is sampled below this bound (see start_span).
-        self.new_trace_bound: int | None = None
+        self.root_sampler: Sampler | None = None  # what decides a new trace
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["Tracing"]:
@@ -120,7 +119,6 @@ class Tracing:
         # No sampler given: the SDK reads OTEL_TRACES_SAMPLER itself.
         ratio = TraceIdRatioBased(settings.trace_sample_ratio)
         sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else ParentBased(ratio)
-        self.new_trace_bound = None if sampler is None else ratio.bound
         provider = TracerProvider(
             sampler=sampler,
             resource=resource,
@@ -133,6 +131,8 @@ class Tracing:
         # OpenTelemetry allows one global per process, later calls only warn.
         trace.set_tracer_provider(provider)
         self.provider, self.sampler = provider, provider.sampler
+        # Without a parent, ParentBased asks its root: the middleware asks the root directly.
+        self.root_sampler = provider.sampler if sampler is None else ratio
         self.tracer = provider.get_tracer(__name__, __version__)
 
     def flush(self) -> None:
@@ -144,31 +144,28 @@ class Tracing:
         """In the lifespan shutdown: exports what is buffered (atexit never runs under uvicorn)."""
         if self.provider is not None:
             self.provider.shutdown()
-            self.provider = self.tracer = self.new_trace_bound = None
+            self.provider = self.tracer = None
 
     def start_span(self, scope: Scope) -> tuple[Span, Token[context.Context]] | None:
         """The request's server span, made current until end_span; None (and nothing done)
         when unsampled."""
-        tracer, sampler = self.tracer, self.sampler
-        if tracer is None or sampler is None:
+        tracer, sampler, root = self.tracer, self.sampler, self.root_sampler
+        if tracer is None or sampler is None or root is None:
             return None
         incoming = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         ]
-        bound = self.new_trace_bound
-        if not incoming and bound is not None:
-            # A new trace under the default sampler: decided as its ratio sampler decides
-            # (the id's low 64 bits under its public bound), without the sampler's result
-            # object; the SDK reaches the same decision when it starts the span.
-            trace_id = self.ids.draw()
-            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT >= bound:
-                return None
-            return self.open_span(tracer, scope, EMPTY_CONTEXT, trace_id)
-        parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
-        parent_span = trace.get_current_span(parent).get_span_context()
-        trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
+        if incoming:
+            parent = W3C.extract(dict(incoming))
+            parent_span = trace.get_current_span(parent).get_span_context()
+        else:  # a new trace: no parent to extract or look up
+            parent, parent_span = EMPTY_CONTEXT, trace.INVALID_SPAN_CONTEXT
+        if parent_span.is_valid:
+            trace_id = parent_span.trace_id
+        else:  # a new trace: its root sampler decides
+            trace_id, sampler = self.ids.draw(), root
         decision = sampler.should_sample(parent, trace_id, scope["method"], SpanKind.SERVER)
         if decision.decision is not Decision.RECORD_AND_SAMPLE:
             return None
