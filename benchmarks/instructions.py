@@ -61,6 +61,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...], dict[str, str]]] = {
     "bare": ({}, (), {}),
     "service": ({}, (), {}),
     "every request traced": ({"trace_sample_ratio": 1.0}, (), {}),
+    "no request sampled (TRACE_SAMPLE_RATIO=0)": ({"trace_sample_ratio": 0.0}, (), {}),
     "without tracing": ({}, (), {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}),
     "without the access log": ({"access_log": False}, (), {}),
     "without rate limiting": ({"rate_limit_enabled": False}, (), {}),

@@ -12,6 +12,7 @@ from {{ cookiecutter.package_name }}.observability.logging import (
     DropUvicornTraceback,
     JsonFormatter,
     access_logger,
+    json_head,
     log_access,
     setup_logging,
 )
@@ -38,6 +39,23 @@ def test_a_line_is_one_json_object_with_the_standard_fields() -> None:
     assert "color_message" not in entry
     assert entry["timestamp"].endswith("+00:00")
     assert "\n" not in line
+
+
+def test_a_line_is_what_json_dumps_makes_of_its_fields() -> None:
+    for made in (record("svc", 'say "hi"\n', user="ann", ratio=1.5), record("svc", "bare")):
+        line = JsonFormatter().format(made)
+        assert line == json.dumps(json.loads(line))
+
+
+def test_a_constant_messages_level_logger_and_message_are_encoded_once() -> None:
+    json_head.cache_clear()
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(record("svc", "same", n=n))) for n in range(3)]
+    assert (json_head.cache_info().misses, json_head.cache_info().hits) == (1, 2)
+    assert [(line["message"], line["n"]) for line in lines] == [("same", n) for n in range(3)]
+    made = record("svc", "hello %s", "world")  # a message made from args: new each time
+    assert json.loads(formatter.format(made))["message"] == "hello world"
+    assert json_head.cache_info().currsize == 1
 
 
 def test_the_request_id_is_added_inside_a_request() -> None:

@@ -271,6 +271,18 @@ def test_an_unsampled_request_makes_no_span_object(
     assert spans.get_finished_spans() == ()
 
 
+def test_a_new_trace_is_decided_by_the_root_sampler_alone(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a parent, the parent-based sampler would only ask its root: asked directly."""
+    app = build(spans, trace_sample_ratio=0.0)
+    with served(app) as client:
+        sampler = app.state.tracing.sampler
+        monkeypatch.setattr(sampler, "should_sample", lambda *a, **kw: pytest.fail("asked"))
+        assert client.get("/probe/items/1").status_code == 200
+    assert spans.get_finished_spans() == ()
+
+
 def test_the_incoming_parent_decides_and_its_trace_continues(
     spans: InMemorySpanExporter,
 ) -> None:

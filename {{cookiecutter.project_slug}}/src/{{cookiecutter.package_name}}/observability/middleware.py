@@ -65,7 +65,8 @@ class ObservabilityMiddleware:
                     # (the path only: a query string may hold secrets).
                     "route": route or scope["path"][:LOGGED_PATH_LENGTH],
                     "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
+                    # To the hundredth of a millisecond (cheaper than round(x, 2): no decimal)
+                    "duration_ms": round(seconds * 100_000) / 100,
                     "client": client[0] if client else None,
                 }
                 log_access(fields)  # with the trace id: span last

@@ -28,7 +28,12 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, ParentBasedTraceIdRatio, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -86,6 +91,7 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         self.sampler: Sampler | None = None
+        self.root_sampler: Sampler | None = None  # what decides a new trace
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["Tracing"]:
@@ -111,8 +117,8 @@ class Tracing:
             }
         )
         # No sampler given: the SDK reads OTEL_TRACES_SAMPLER itself.
-        default = ParentBasedTraceIdRatio(settings.trace_sample_ratio)
-        sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else default
+        ratio = TraceIdRatioBased(settings.trace_sample_ratio)
+        sampler = None if "OTEL_TRACES_SAMPLER" in os.environ else ParentBased(ratio)
         provider = TracerProvider(
             sampler=sampler,
             resource=resource,
@@ -125,6 +131,8 @@ class Tracing:
         # OpenTelemetry allows one global per process, later calls only warn.
         trace.set_tracer_provider(provider)
         self.provider, self.sampler = provider, provider.sampler
+        # Without a parent, ParentBased asks its root: the middleware asks the root directly.
+        self.root_sampler = provider.sampler if sampler is None else ratio
         self.tracer = provider.get_tracer(__name__, __version__)
 
     def flush(self) -> None:
@@ -141,17 +149,23 @@ class Tracing:
     def start_span(self, scope: Scope) -> tuple[Span, Token[context.Context]] | None:
         """The request's server span, made current until end_span; None (and nothing done)
         when unsampled."""
-        tracer, sampler = self.tracer, self.sampler
-        if tracer is None or sampler is None:
+        tracer, sampler, root = self.tracer, self.sampler, self.root_sampler
+        if tracer is None or sampler is None or root is None:
             return None
         incoming = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         ]
-        parent = W3C.extract(dict(incoming)) if incoming else EMPTY_CONTEXT
-        parent_span = trace.get_current_span(parent).get_span_context()
-        trace_id = parent_span.trace_id if parent_span.is_valid else self.ids.draw()
+        if incoming:
+            parent = W3C.extract(dict(incoming))
+            parent_span = trace.get_current_span(parent).get_span_context()
+        else:  # a new trace: no parent to extract or look up
+            parent, parent_span = EMPTY_CONTEXT, trace.INVALID_SPAN_CONTEXT
+        if parent_span.is_valid:
+            trace_id = parent_span.trace_id
+        else:  # a new trace: its root sampler decides
+            trace_id, sampler = self.ids.draw(), root
         decision = sampler.should_sample(parent, trace_id, scope["method"], SpanKind.SERVER)
         if decision.decision is not Decision.RECORD_AND_SAMPLE:
             return None
