@@ -30,6 +30,7 @@ import platform
 import random
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -191,10 +192,17 @@ class Served:
     pgid: int
 
 
+def free_port() -> int:
+    """A port nothing listens on now: two benchmarks running at once never share a server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
 def serving(project: Path, variants: list[Variant]) -> Iterator[dict[str, Served]]:
     """Serve every variant at once, each on its own port, warmed up; stopped on leaving."""
-    ports = {v.name: 18100 + i for i, v in enumerate(variants)}
+    ports = {v.name: free_port() for v in variants}
     processes = {v.name: start(project, v, ports[v.name]) for v in variants}
     try:
         for v in variants:
@@ -272,7 +280,7 @@ def main() -> None:
         sink.terminate()
 
 
-SINK_PORT = 18150
+SINK_PORT = free_port()  # the OTLP sink's, for this run
 PRODUCTION = {
     "MY_SERVICE_ENVIRONMENT": "production",
     "MY_SERVICE_METRICS_TOKEN": "a-metrics-token-for-the-benchmark-0123456789",
@@ -312,8 +320,8 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     with serving(project, workers) as servers:
         rounds = throughput(servers, workers, args.rounds, args.seconds)
         scaling = {name: summarise(runs) for name, runs in rounds.items()}
-    starts = cold_start(project, pinned, 18190, args.cold_starts)
-    imports = import_ms(project, [bare, service], 18190, args.cold_starts)
+    starts = cold_start(project, pinned, free_port(), args.cold_starts)
+    imports = import_ms(project, [bare, service], free_port(), args.cold_starts)
     report = build_report(medians, latency, qps, scaling, starts, args, served_python(project),
                           spread, latency_spread)  # fmt: skip
     report["imports_ms"] = import_summary(imports["bare"], imports["service"])
@@ -326,8 +334,8 @@ def start_only(project: Path, args: argparse.Namespace) -> None:
     """Cold start, idle RSS and imports of bare and the service (a), no load: a quick loop."""
     bare = Variant("bare", "bare_app:app", flags=("--no-access-log",))
     service = Variant("service", "-m", PRODUCTION)
-    starts = cold_start(project, [bare, service], 18190, args.cold_starts)
-    imported = import_ms(project, [bare, service], 18190, args.cold_starts)
+    starts = cold_start(project, [bare, service], free_port(), args.cold_starts)
+    imported = import_ms(project, [bare, service], free_port(), args.cold_starts)
     imports = import_summary(imported["bare"], imported["service"])
     busy = ", ".join(f"{load:.1f}" for load in os.getloadavg())
     print(f"{args.cold_starts} interleaved starts each, medians; load average {busy}\n\n"
