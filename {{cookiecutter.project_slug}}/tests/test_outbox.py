@@ -23,7 +23,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.db import Database
-from {{ cookiecutter.package_name }}.messaging.broker import Broker, BrokerUnavailable, retry_queue
+from {{ cookiecutter.package_name }}.messaging.broker import (
+    Broker,
+    BrokerUnavailable,
+    retry_queue,
+)
 from {{ cookiecutter.package_name }}.messaging.dedup import ProcessedMessage
 from {{ cookiecutter.package_name }}.messaging.events import Event, article_event
 from {{ cookiecutter.package_name }}.messaging.outbox import OutboxRow, Relay
