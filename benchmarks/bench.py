@@ -10,7 +10,8 @@ from the baked project's own environment:
   bare            (c) bare FastAPI doing the same route work: the same dependencies, id check
                   and response model, no middleware (bare_app.py)
 With --layers, also the service without one layer at a time (tracing, access log, rate limit,
-metrics are on in all of them): what each layer costs.
+metrics are on in all of them): what each layer costs; and the floor (floor_app.py): bare FastAPI
+carrying the service's response headers and reading its If-None-Match, nothing computed.
 Throughput comes from wrk in a separate process (one thread, 64 connections: saturation), the
 server pinned to CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order,
 then medians. Latency is judged at a fixed offered load instead, open loop, below saturation:
@@ -267,7 +268,7 @@ def main() -> None:
     parser.add_argument("--cold-starts", type=int, default=9)  # one start varies by ±0.15x
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
-    parser.add_argument("--layers", action="store_true", help="also each layer turned off")
+    parser.add_argument("--layers", action="store_true", help="also each layer turned off, and the floor (floor_app.py)")
     parser.add_argument("--start-only", action="store_true", help="only cold start, idle RSS and imports")
     args = parser.parse_args()
 
@@ -304,6 +305,7 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     pinned = [bare, service, traced]
     if args.layers:
         pinned += [Variant(f"service-{name}", service.app, {**PRODUCTION, **env}) for name, env in LAYERS.items()]
+        pinned.append(Variant("floor", "floor_app:app", flags=bare.flags))  # what any service pays
     workers = [Variant("service-1-worker", service.app, PRODUCTION, 1, None),
                Variant("service-2-workers", service.app, PRODUCTION, 2, None),
                Variant("bare-1-worker", bare.app, {}, 1, None, bare.flags),
