@@ -45,7 +45,9 @@ class WithLifespanState:
 loop = asyncio.new_event_loop()
 asyncio.set_event_loop(loop)
 # Mangum's lifespan="auto" would start and stop the app around every invocation: we start it
-# here, with Mangum's own lifespan cycle, and never stop it.
+# here, with Mangum's own lifespan cycle (the context manager its docs describe under Lifespan,
+# "State machine"; its lifespan_state is what Mangum's adapter gives each request), and never
+# stop it.
 cold_start = LifespanCycle(app, "on")
 running = ExitStack()
 running.enter_context(cold_start)
