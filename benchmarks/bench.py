@@ -12,6 +12,8 @@ from the baked project's own environment:
 With --layers, also the service without one layer at a time (tracing, access log, rate limit,
 metrics are on in all of them): what each layer costs; and the floor (floor_app.py): bare FastAPI
 carrying the service's response headers and reading its If-None-Match, nothing computed.
+With --queued-log, also the service with its log lines formatted and written by a QueueListener
+thread (queued_log.py).
 Throughput comes from wrk in a separate process (one thread, 64 connections: saturation), the
 server pinned to CPU 0 and wrk to CPU 1; a warm-up, then interleaved rounds in shuffled order,
 then medians. Latency is judged at a fixed offered load instead, open loop, below saturation:
@@ -84,8 +86,9 @@ def start(project: Path, variant: Variant, port: int, stderr: Any = subprocess.D
     """The service starts the production way (`python -m my_service`, its settings from the
     environment); the bare app with uvicorn's command line and the same flags."""
     env = {**os.environ, **variant.env}
-    if variant.app == "-m":
-        command = [str(project / ".venv/bin/python"), "-m", "my_service"]
+    if variant.app == "-m" or variant.app.endswith(".py"):  # the service, or a launcher of it
+        how = ["-m", "my_service"] if variant.app == "-m" else [str(HERE / variant.app)]
+        command = [str(project / ".venv/bin/python"), *how]
         env |= {"MY_SERVICE_HOST": "127.0.0.1", "MY_SERVICE_PORT": str(port),
                 "MY_SERVICE_WORKERS": str(variant.workers)}  # fmt: skip
     else:
@@ -209,7 +212,7 @@ def serving(project: Path, variants: list[Variant]) -> Iterator[dict[str, Served
         for v in variants:
             url = f"http://127.0.0.1:{ports[v.name]}"
             wait_live(url, processes[v.name])
-            if v.app == "-m":  # the service starts empty; the bare app has its article
+            if v.app == "-m" or v.app.endswith(".py"):  # the service starts empty; bare has its article
                 httpx.post(f"{url}/api/v1/articles", json={"name": "Article 1", "price": 10.0})
             wrk.run(url + ROUTE, 2, cpu="1")  # warm-up
         yield {name: Served(f"http://127.0.0.1:{ports[name]}{ROUTE}", p.pid) for name, p in processes.items()}
@@ -269,6 +272,8 @@ def main() -> None:
     parser.add_argument("--build", type=Path, default=TEMPLATE / "build" / "bench")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--layers", action="store_true", help="also each layer turned off, and the floor (floor_app.py)")
+    parser.add_argument("--queued-log", action="store_true",
+                        help="also the service logging through a QueueListener thread (queued_log.py)")
     parser.add_argument("--start-only", action="store_true", help="only cold start, idle RSS and imports")
     args = parser.parse_args()
 
@@ -306,6 +311,8 @@ def run_all(project: Path, args: argparse.Namespace) -> None:
     if args.layers:
         pinned += [Variant(f"service-{name}", service.app, {**PRODUCTION, **env}) for name, env in LAYERS.items()]
         pinned.append(Variant("floor", "floor_app:app", flags=bare.flags))  # what any service pays
+    if args.queued_log:
+        pinned.append(Variant("service-queued-log", "queued_log.py", PRODUCTION))
     workers = [Variant("service-1-worker", service.app, PRODUCTION, 1, None),
                Variant("service-2-workers", service.app, PRODUCTION, 2, None),
                Variant("bare-1-worker", bare.app, {}, 1, None, bare.flags),
