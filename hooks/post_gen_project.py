@@ -96,6 +96,7 @@ def remove_examples() -> None:
         PACKAGE_DIR / "domain" / "primes.py",
         Path("tests") / "test_primes.py",
         Path("tests") / "test_articles.py",
+        Path("tests") / "test_article_versions.py",
         Path("tests") / "test_characters.py",
         Path("tests") / "test_cache_redis.py",
         Path("tests") / "test_publisher.py",  # its every test writes an article

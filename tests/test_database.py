@@ -50,7 +50,7 @@ def test_the_bakes_tests_pass_on_postgresql(on_postgresql: Baked, postgres: Post
     env = {**os.environ, "TEST_DATABASE_URL": postgres.new_database()}
     files = ["tests/test_database.py", "tests/test_health.py", "tests/test_server.py"]
     if on_postgresql.context["include_examples"]:
-        files.append("tests/test_articles.py")
+        files += ["tests/test_articles.py", "tests/test_article_versions.py"]
     command = ["uv", "run", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files]
     result = subprocess.run(
         command, cwd=on_postgresql.path, env=env, capture_output=True, text=True, timeout=600

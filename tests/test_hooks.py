@@ -486,7 +486,8 @@ def test_post_gen_removes_an_unselected_feature(
         (package / relative).parent.mkdir(parents=True, exist_ok=True)
         (package / relative).write_text("")
     (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_articles.py").write_text("")
+    for test in ("test_articles.py", "test_article_versions.py"):
+        (tmp_path / "tests" / test).write_text("")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(post_gen, "PACKAGE_DIR", Path("src") / "pkg")
     post_gen.remove_examples()

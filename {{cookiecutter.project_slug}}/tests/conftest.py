@@ -35,6 +35,7 @@ import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 {%- if cookiecutter.database != "none" %}
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -188,6 +189,12 @@ def upstream() -> Iterator[FakeUpstream]:
     """A fake upstream serving real HTTP on a free 127.0.0.1 port (tests/upstream.py)."""
     with serving() as upstream:
         yield upstream
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Each test's app has its own provider (app.state.tracing): the exporter is added to it."""
+    return InMemorySpanExporter()
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""Metrics that must stay right whatever the clients send and however the workers start: label
-values bounded, a stopped worker's gauges gone, no worker counting alone unnoticed."""
+"""Metrics: requests counted by route template and status class, the endpoint's token, the
+service's own metrics, the workers' shared directory; and what must stay right whatever the
+clients send and however the workers start: label values bounded, a stopped worker's gauges
+gone, no worker counting alone unnoticed."""
 
 import multiprocessing
 import os
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from {{ cookiecutter.package_name }}.main import create_app
@@ -21,8 +23,101 @@ from {{ cookiecutter.package_name }}.observability.tracing import Tracing
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .conftest import production_settings
+from .probe_app import build, requests_count, served
 
 INVENTED_METHODS = [f"INVENTED{number}" for number in range(300)]
+
+
+def test_requests_are_counted_by_route_template_and_status_class() -> None:
+    before = requests_count("/probe/items/{item_id}")
+    before_404 = requests_count("/probe/items/{item_id}", "4xx")
+    with served(build()) as client:
+        client.get("/probe/items/1")
+        client.get("/probe/items/2")
+        client.get("/probe/items/not-a-number")
+        text = client.get("/metrics").text
+    assert requests_count("/probe/items/{item_id}") == before + 2
+    assert requests_count("/probe/items/{item_id}", "4xx") == before_404 + 1
+    assert "/probe/items/1" not in text
+    assert 'http_request_duration_seconds_bucket{handler="/probe/items/{item_id}"' in text
+    assert "process_cpu_seconds_total" in text
+
+
+def test_unmatched_paths_are_grouped_and_probes_are_not_counted() -> None:
+    before = requests_count("none", "4xx")
+    with served(build()) as client:
+        client.get("/no/such/page")
+        client.get("/another/missing/one")
+        client.get("/health/live")
+        client.get("/metrics")
+        text = client.get("/metrics").text
+    assert requests_count("none", "4xx") == before + 2
+    assert 'handler="/health/live"' not in text
+    assert 'handler="/metrics"' not in text
+
+
+def test_unhandled_errors_count_as_5xx_and_the_docs_by_their_path() -> None:
+    before = requests_count("/probe/fail", "5xx")
+    before_docs = requests_count("/docs")
+    with served(build()) as client:
+        assert client.get("/probe/fail").status_code == 500
+        assert client.get("/docs").status_code == 200
+    assert requests_count("/probe/fail", "5xx") == before + 1
+    assert requests_count("/docs") == before_docs + 1
+
+
+def test_a_metrics_token_protects_the_endpoint() -> None:
+    with served(build(metrics_token="s3cret")) as client:
+        refused = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert refused.status_code == wrong.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert allowed.status_code == 200
+
+
+def test_service_metrics_are_recorded() -> None:
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    retries = value("upstream_retries_total", upstream="prices")
+    metrics.record_retry("prices")
+    metrics.record_bulkhead_rejection("prices")
+    metrics.record_rate_limited()
+    metrics.record_breaker_state("prices", "open")
+    assert value("upstream_retries_total", upstream="prices") == retries + 1
+    assert value("upstream_bulkhead_rejections_total", upstream="prices") >= 1
+    assert value("http_rate_limited_total", limit="default") >= 1
+    assert value("upstream_circuit_breaker_state", upstream="prices") == 2
+    metrics.record_breaker_state("prices", "closed")
+    assert value("upstream_circuit_breaker_state", upstream="prices") == 0
+
+
+def test_several_workers_share_an_emptied_metrics_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"stale")
+    (tmp_path / "keep.txt").write_text("not ours")
+    monkeypatch.setenv(metrics.MULTIPROC_DIR, str(tmp_path))
+    metrics.prepare_multiprocess_dir(Settings(_env_file=None, workers=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_one_worker_needs_no_metrics_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(metrics.MULTIPROC_DIR, raising=False)
+    metrics.prepare_multiprocess_dir(Settings(_env_file=None, workers=1))
+    assert metrics.MULTIPROC_DIR not in os.environ
+
+
+def test_several_workers_get_a_directory_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(metrics.MULTIPROC_DIR, raising=False)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    metrics.prepare_multiprocess_dir(Settings(_env_file=None, workers=2, port=9123))
+    directory = Path(os.environ.pop(metrics.MULTIPROC_DIR))
+    assert directory.parent == tmp_path and directory.name.endswith("-metrics-9123")
 
 
 def other_series(metrics_text: str) -> list[str]:
