@@ -101,7 +101,8 @@ def test_queries_are_spans_inside_a_sampled_trace_only(database_url: str) -> Non
     tracing.extra_processors.append(SimpleSpanProcessor(spans))
 
     async def query_outside_then_inside_a_sampled_request() -> None:
-        async with tracing.running(), Database(tracing.settings).running() as sessions:
+        database = Database(tracing.settings)
+        async with tracing.running(), database.running(tracing.provider) as sessions:
             async with sessions.begin() as session:
                 await session.execute(text("SELECT count(*) FROM notes"))  # no trace: no span
             assert tracing.tracer is not None
@@ -119,6 +120,24 @@ def test_queries_are_spans_inside_a_sampled_trace_only(database_url: str) -> Non
     assert query.attributes is not None
     assert query.attributes["db.query.text"] == "SELECT body FROM notes"
     assert query.attributes["db.system.name"] in {"postgresql", "sqlite"}
+
+
+def test_a_sampled_requests_queries_are_spans_of_its_apps_provider(settings: Settings) -> None:
+    """Not of the process's global provider, which the first app to start keeps: a second app
+    in the same process (tests, a worker started again) still sees its own queries."""
+    for _ in range(2):
+        spans = InMemorySpanExporter()
+        app = create_app(settings.model_copy(update={"trace_sample_ratio": 1.0}))
+        app.state.tracing.extra_processors.append(SimpleSpanProcessor(spans))
+
+        @app.get("/probe/query")
+        async def query(session: SessionDep) -> None:
+            await session.execute(text("SELECT 1"))
+
+        with TestClient(app) as client:
+            assert client.get("/probe/query").status_code == 200
+        kinds = [(span.name, span.kind) for span in spans.get_finished_spans()]
+        assert ("SELECT", SpanKind.CLIENT) in kinds
 
 
 def test_queries_and_the_pool_in_use_show_on_metrics(client: TestClient) -> None:

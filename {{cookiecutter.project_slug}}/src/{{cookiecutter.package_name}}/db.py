@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, TracerProvider
 from prometheus_client import Gauge, Histogram
 from sqlalchemy import DateTime, Dialect, MetaData, event, exc
 from sqlalchemy.engine import Connection, ExceptionContext, make_url
@@ -55,7 +55,6 @@ UNAVAILABLE_CODES = (
 # The codes of a statement naming a table or column the database lacks: a migration not run?
 UNDEFINED_CODES = ("42P01", "42703")
 UNDEFINED_SQLITE = ("no such table", "no such column", "has no column named")
-
 
 # On /metrics beside the HTTP metrics: a pool always full, or queries slowing, show here first.
 POOL_IN_USE = Gauge(
@@ -95,10 +94,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class DatabaseUnavailable(Exception):
-    """The database did not answer in time, or could not be reached: a 503, never a 500.
-
-    Raised by the engine's own hooks (`measure`) for a connection that fails to open or dies in
-    the driver, and by `get_session` for the errors `unavailable` names."""
+    """The database did not answer in time, or could not be reached: a 503, never a 500. Raised
+    by the engine's hooks (`measure`) and by `get_session` for the errors `unavailable` names."""
 
 
 def database_url(settings: Settings) -> str:
@@ -111,7 +108,9 @@ def database_url(settings: Settings) -> str:
     return DEVELOPMENT_DATABASE_URL
 
 
-def create_engine(settings: Settings, url: str) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str, tracer_provider: TracerProvider | None = None
+) -> AsyncEngine:
     timeout = settings.database_statement_timeout_seconds
     if make_url(url).get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = {
@@ -130,14 +129,13 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_pre_ping=True,  # a connection the server dropped is replaced, not used
         connect_args=connect_args,
     )
-    measure(engine)
+    measure(engine, trace.get_tracer(__name__, tracer_provider=tracer_provider))
     return engine
 
 
-def measure(engine: AsyncEngine) -> None:
-    """The pool's connections in use, each statement's duration and, inside a sampled request,
-    its span: through SQLAlchemy's documented events (the async engine fires them on its
-    sync_engine, in the request's context)."""
+def measure(engine: AsyncEngine, tracer: Tracer) -> None:
+    """The pool's connections in use, each statement's duration and, in a sampled request, its
+    span (`tracer`'s): SQLAlchemy's documented events, fired in the request's context."""
     event.listen(engine.sync_engine.pool, "checkout", lambda *_: POOL_IN_USE.inc())
     event.listen(engine.sync_engine.pool, "checkin", lambda *_: POOL_IN_USE.dec())
 
@@ -146,7 +144,7 @@ def measure(engine: AsyncEngine) -> None:
         # One statement at a time per connection: its info holds the statement's own state.
         connection.info["query_started"] = time.perf_counter()
         if trace.get_current_span().is_recording():
-            connection.info["query_span"] = query_span(connection, statement)
+            connection.info["query_span"] = query_span(connection, statement, tracer)
 
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
     def finished(connection: Connection, *_: Any) -> None:
@@ -176,7 +174,7 @@ def measure(engine: AsyncEngine) -> None:
             raise DatabaseUnavailable(f"cannot connect: {described(error)}") from error
 
 
-def query_span(connection: Connection, statement: str) -> Span:
+def query_span(connection: Connection, statement: str, tracer: Tracer) -> Span:
     """A client span named and described by OpenTelemetry's database conventions; the text
     has placeholders, never the values. (OpenTelemetry's SQLAlchemy instrumentation refuses
     SQLAlchemy 2.1, and would do span work in unsampled requests too.)"""
@@ -193,7 +191,6 @@ def query_span(connection: Connection, statement: str) -> Span:
         attributes["server.address"] = url.host
     if url.port:
         attributes["server.port"] = url.port
-    tracer = trace.get_tracer(__name__)
     return tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
 
 
@@ -205,12 +202,15 @@ class Database:
         self.settings = settings
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-        """Yields the session factory; closes every pooled connection at the end."""
+    async def running(
+        self, tracer_provider: TracerProvider | None = None
+    ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+        """Yields the session factory; closes every pooled connection at the end. Queries in
+        a sampled request are spans of `tracer_provider` (the app's), else the global one's."""
         check_migrations()  # the package's migrations are readable, before serving anything
         # Alembic's progress lines are for its command line: here every readiness run wrote two.
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
-        self.engine = create_engine(self.settings, database_url(self.settings))
+        self.engine = create_engine(self.settings, database_url(self.settings), tracer_provider)
         try:
             yield async_sessionmaker(self.engine, expire_on_commit=False)
         finally:

@@ -23,5 +23,6 @@ async def open_resources(app: FastAPI, settings: Settings) -> AsyncIterator[dict
     """Opens the pool; yields what joins the request state."""
     database = Database(settings)
     register_check(app, "database", database.ping)
-    async with database.running() as sessions:  # the pool, shared by this process's requests
+    # The pool, shared by this process's requests; its queries traced by the app's provider.
+    async with database.running(app.state.tracing.provider) as sessions:
         yield {"sessions": sessions}  # db.SessionDep opens one per request

@@ -27,7 +27,8 @@ async def open_resources(app: FastAPI, settings: Settings) -> AsyncIterator[dict
     database = Database(settings)
     register_check(app, "database", database.ping)
     async with (
-        database.running() as sessions,  # the pool, shared by this process's requests
+        # The pool, shared by this process's requests; its queries traced by the app's provider.
+        database.running(app.state.tracing.provider) as sessions,
         Relay(settings, sessions, Broker(settings)).running() as relay,  # the outbox's
     ):
         yield {

@@ -63,7 +63,11 @@ async def run(settings: Settings) -> None:
     broker = Broker(settings)
 {%- if cookiecutter.database != "none" %}
     database = Database(settings)
-    async with error_tracking(settings), tracing.running(), database.running() as sessions:
+    async with (
+        error_tracking(settings),
+        tracing.running(),
+        database.running(tracing.provider) as sessions,
+    ):
         consumer = Consumer(settings, broker, Deduplicator(reported(handle), sessions))
         await consume(settings, consumer, stop)
         await consumer.drain()
