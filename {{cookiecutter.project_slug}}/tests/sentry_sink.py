@@ -4,6 +4,7 @@
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ def parse(raw: bytes) -> Envelope:
 @dataclass
 class SentrySink:
     port: int
+    hold_seconds: float = 0.0  # how long each answer is held back: a slow network or Sentry
     envelopes: list[Envelope] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)  # when each answer left (time.time())
 
     @property
     def dsn(self) -> str:
@@ -67,6 +70,8 @@ class Receiver(BaseHTTPRequestHandler):
         elif encoding != "identity":
             raise ValueError(f"the sink cannot read Content-Encoding: {encoding}")
         self.sink.envelopes.append(parse(body))
+        time.sleep(self.sink.hold_seconds)
+        self.sink.answered.append(time.time())  # before the answer: the sender sees it after
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -76,10 +81,10 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving() -> Iterator[SentrySink]:
+def serving(hold_seconds: float = 0.0) -> Iterator[SentrySink]:
     """A sink on a free 127.0.0.1 port, for SENTRY_DSN=sink.dsn."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    sink = SentrySink(server.server_address[1])
+    sink = SentrySink(server.server_address[1], hold_seconds)
     server.RequestHandlerClass = type("OneReceiver", (Receiver,), {"sink": sink})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -14,6 +14,8 @@ from {{ cookiecutter.package_name }} import lambda_handler
 from {{ cookiecutter.package_name }}.lambda_handler import handler
 from {{ cookiecutter.package_name }}.settings import ENV_PREFIX
 
+from .sentry_sink import serving
+
 # In the default ALLOWED_HOSTS. On AWS, list the API's domain there
 # (e.g. abc123.execute-api.eu-west-1.amazonaws.com): any other Host gets a 400.
 HOST = "localhost"
@@ -149,3 +151,27 @@ def test_an_invocation_sends_its_spans_before_it_returns() -> None:
     status, names = result.stdout.splitlines()[-2:]
     assert status == "404"
     assert names == "['GET']"
+
+
+def test_an_invocation_sends_its_error_reports_before_it_returns() -> None:
+    """A frozen container may never run again: Sentry has answered the invocation's event
+    before the handler returns, though it takes a second to answer.
+
+    In a new process, whose route fails with an unhandled error."""
+    script = (
+        "import json, sys, time\n"
+        "from {{ cookiecutter.package_name }}.main import app\n"
+        "@app.get('/probe/fail')\n"
+        "async def fail() -> None:\n"
+        "    raise RuntimeError('boom in an invocation')\n"
+        "from {{ cookiecutter.package_name }}.lambda_handler import handler\n"
+        "print(handler(json.loads(sys.argv[1]), None)['statusCode'])\n"
+        "print(time.time())\n"
+    )
+    with serving(hold_seconds=1.0) as sink:
+        result = in_a_new_process(script, http_api_event("/probe/fail"), SENTRY_DSN=sink.dsn)
+    status, returned_at = result.stdout.splitlines()[-2:]
+    assert status == "500"
+    errors = [event["exception"]["values"][-1]["value"] for event in sink.events()]
+    assert "boom in an invocation" in errors
+    assert sink.answered and sink.answered[0] < float(returned_at)
