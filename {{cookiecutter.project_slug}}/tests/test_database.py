@@ -124,7 +124,7 @@ def test_queries_are_spans_inside_a_sampled_trace_only(database_url: str) -> Non
 
 def test_a_sampled_requests_queries_are_spans_of_its_apps_provider(settings: Settings) -> None:
     """Not of the process's global provider, which the first app to start keeps: a second app
-    in the same process (tests, a worker started again) still sees its own queries."""
+    in the same process (as in these tests) still sees its own queries."""
     for _ in range(2):
         spans = InMemorySpanExporter()
         app = create_app(settings.model_copy(update={"trace_sample_ratio": 1.0}))
