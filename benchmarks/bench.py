@@ -64,6 +64,11 @@ class Variant:
     cpu: str | None = "0"
     flags: tuple[str, ...] = ()
 
+    @property
+    def is_service(self) -> bool:
+        """The baked service (`-m`), or a launcher of it (a .py file here); else a uvicorn app."""
+        return self.app == "-m" or self.app.endswith(".py")
+
 
 def bake(build: Path, database: str = "none") -> Path:
     from cookiecutter.main import cookiecutter
@@ -86,7 +91,7 @@ def start(project: Path, variant: Variant, port: int, stderr: Any = subprocess.D
     """The service starts the production way (`python -m my_service`, its settings from the
     environment); the bare app with uvicorn's command line and the same flags."""
     env = {**os.environ, **variant.env}
-    if variant.app == "-m" or variant.app.endswith(".py"):  # the service, or a launcher of it
+    if variant.is_service:
         how = ["-m", "my_service"] if variant.app == "-m" else [str(HERE / variant.app)]
         command = [str(project / ".venv/bin/python"), *how]
         env |= {"MY_SERVICE_HOST": "127.0.0.1", "MY_SERVICE_PORT": str(port),
@@ -212,7 +217,7 @@ def serving(project: Path, variants: list[Variant]) -> Iterator[dict[str, Served
         for v in variants:
             url = f"http://127.0.0.1:{ports[v.name]}"
             wait_live(url, processes[v.name])
-            if v.app == "-m" or v.app.endswith(".py"):  # the service starts empty; bare has its article
+            if v.is_service:  # the service starts empty; the bare app has its article
                 httpx.post(f"{url}/api/v1/articles", json={"name": "Article 1", "price": 10.0})
             wrk.run(url + ROUTE, 2, cpu="1")  # warm-up
         yield {name: Served(f"http://127.0.0.1:{ports[name]}{ROUTE}", p.pid) for name, p in processes.items()}
